@@ -1,0 +1,44 @@
+# Every target creates .venv when it is missing and installs what it needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint docs bench test-all clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rootserve --host 127.0.0.1 --port 8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/mypy --strict src/rootserve
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint docs
+	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=term-missing:skip-covered -q
+	
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python benchmarks/run.py
+
+test-all:
+	for v in 3.11 3.12 3.13; do \
+		python$$v -m venv .venv-$$v && .venv-$$v/bin/python -m pip install -q -e '.[dev]' && \
+		.venv-$$v/bin/python -m pytest -n 2 -q || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .venv-3.* build .coverage* .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks for rootserve: the driver is `benchmarks/run.py` (`make bench`)."""

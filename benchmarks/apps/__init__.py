@@ -1,0 +1,1 @@
+"""The apps the benchmark driver serves, identical for every server under test."""

@@ -1,0 +1,743 @@
+"""Benchmark rootserve against its peers on the same machine, one worker each.
+
+Run from the repository root (`make bench` does it):
+
+    .venv/bin/python benchmarks/run.py                # asgi-hello, 8 s per server
+    .venv/bin/python benchmarks/run.py --quick        # 3 s per server
+    .venv/bin/python benchmarks/run.py --wsgi         # also the WSGI scenarios
+    .venv/bin/python benchmarks/run.py --only wsgi-echo-64k --all-peers
+
+For each scenario and server: start the server pinned to one CPU (`taskset`), wait until it
+answers, warm it up, then load it with `wrk` pinned to another CPU while measuring the CPU
+time the server's whole process tree spends. Prints one table per scenario and writes JSON to
+`build/bench/latest.json`. See benchmarks/README.md for how to read the numbers.
+
+Everything targets 127.0.0.1, every wait is bounded, and only the processes started here are
+stopped (by PID).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "benchmarks"
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+DEFAULT_JSON = ROOT / "build" / "bench" / "latest.json"
+BASELINE = "rootserve"
+
+READY_TIMEOUT = 10.0  # seconds for a server to accept a connection and answer a probe
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
+WRK_GRACE = 15.0  # seconds wrk may overrun its own duration before it is killed
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------- wrk output
+
+
+_UNITS_TIME = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}  # to milliseconds
+_UNITS_SIZE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_LATENCY_ROW = re.compile(r"^\s*(\d+(?:\.\d+)?)%\s+(\d+(?:\.\d+)?)(us|ms|s|m|h)\s*$", re.M)
+_TOTAL = re.compile(
+    r"^\s*(\d+) requests in (\d+(?:\.\d+)?)(us|ms|s|m|h), (\d+(?:\.\d+)?)(B|KB|MB|GB|TB) read",
+    re.M,
+)
+_RPS = re.compile(r"^Requests/sec:\s*(\d+(?:\.\d+)?)", re.M)
+_SOCKET_ERRORS = re.compile(
+    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.M
+)
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)", re.M)
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """Parse the text `wrk --latency` prints into numbers.
+
+    Returns a dict with:
+      requests (int), duration_s (float), bytes_read (int), requests_per_sec (float),
+      latency_ms ({"50": ..., "75": ..., "90": ..., "99": ...} in milliseconds, only the
+      percentiles present), p50_ms and p99_ms (float or None), socket_errors
+      ({"connect", "read", "write", "timeout"}, all 0 when wrk printed no such line),
+      errors (their sum) and non_2xx_3xx (int, 0 when absent).
+    Raises ValueError when the text has no request total or no Requests/sec line (wrk failed).
+    """
+    total = _TOTAL.search(text)
+    rps = _RPS.search(text)
+    if total is None or rps is None:
+        raise ValueError("not wrk output: no request total or Requests/sec line")
+    latency = {
+        _percentile_key(m[1]): float(m[2]) * _UNITS_TIME[m[3]] for m in _LATENCY_ROW.finditer(text)
+    }
+    sock = _SOCKET_ERRORS.search(text)
+    socket_errors = dict.fromkeys(("connect", "read", "write", "timeout"), 0)
+    if sock is not None:
+        socket_errors = dict(zip(socket_errors, map(int, sock.groups()), strict=True))
+    non_2xx = _NON_2XX.search(text)
+    return {
+        "requests": int(total[1]),
+        "duration_s": float(total[2]) * _UNITS_TIME[total[3]] / 1e3,
+        "bytes_read": round(float(total[4]) * _UNITS_SIZE[total[5]]),
+        "requests_per_sec": float(rps[1]),
+        "latency_ms": latency,
+        "p50_ms": latency.get("50"),
+        "p99_ms": latency.get("99"),
+        "socket_errors": socket_errors,
+        "errors": sum(socket_errors.values()),
+        "non_2xx_3xx": int(non_2xx[1]) if non_2xx else 0,
+    }
+
+
+def _percentile_key(text: str) -> str:
+    value = float(text)
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+# --------------------------------------------------------------------------- /proc readers
+
+
+ProcKey = tuple[int, int]  # (pid, start time in clock ticks): a PID the kernel cannot reuse
+
+
+def _read_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name, or None when the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
+
+
+def _start_time(pid: int) -> int | None:
+    fields = _read_stat(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat; 3 is fields[0]
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                kids.extend(int(c) for c in (task / "children").read_text().split())
+    return kids
+
+
+def process_tree(pid: int) -> list[int]:
+    """PID and all its descendants alive now (children of every thread, recursively)."""
+    seen: list[int] = []
+    stack = [pid]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        stack.extend(_children(current))
+    return seen
+
+
+def tree_cpu_ticks(pid: int) -> dict[ProcKey, int]:
+    """utime+stime+cutime+cstime in clock ticks of each process of the tree rooted at PID.
+
+    /proc/PID/stat counts all threads of a process; cutime/cstime hold the time of children
+    the process has reaped, so a worker that exits mid-run is not lost from the sum.
+    """
+    ticks: dict[ProcKey, int] = {}
+    for member in process_tree(pid):
+        fields = _read_stat(member)
+        if fields is None:
+            continue
+        # stat fields 14-17 (utime, stime, cutime, cstime) are fields[11:15] here.
+        ticks[(member, int(fields[19]))] = sum(int(v) for v in fields[11:15])
+    return ticks
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """VmRSS summed over the process tree rooted at PID (shared pages count once per process)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class Server:
+    """How to start one server: `argv(interface, app_target, port)`."""
+
+    name: str
+    argv: Callable[[str, str, int], list[str]]
+
+
+def _rootserve(interface: str, app: str, port: int) -> list[str]:
+    return [
+        str(BIN / "rootserve"), app, "--host", HOST, "--port", str(port),
+        "--interface", interface, "--no-access-log", "--log-level", "warning",
+        "--app-dir", str(ROOT),
+    ]  # fmt: skip
+
+
+def _uvicorn(interface: str, app: str, port: int) -> list[str]:
+    return [
+        str(BIN / "uvicorn"), app, "--host", HOST, "--port", str(port),
+        "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
+        "--workers", "1", "--app-dir", str(ROOT),
+    ]  # fmt: skip
+
+
+def _hypercorn(interface: str, app: str, port: int) -> list[str]:
+    # No --access-logfile means no access log.
+    return [
+        str(BIN / "hypercorn"), app, "--bind", f"{HOST}:{port}", "--workers", "1",
+        "--worker-class", "uvloop", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _granian(interface: str, app: str, port: int) -> list[str]:
+    argv = [
+        str(BIN / "granian"), "--interface", interface, "--host", HOST, "--port", str(port),
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+        "--working-dir", str(ROOT),
+    ]  # fmt: skip
+    if interface == "asgi":
+        argv += ["--loop", "uvloop"]
+    return [*argv, app]
+
+
+def _gunicorn(interface: str, app: str, port: int) -> list[str]:
+    # No --access-logfile means no access log.
+    return [
+        str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", "-w", "1",
+        "--bind", f"{HOST}:{port}", "--log-level", "warning", "--chdir", str(ROOT), app,
+    ]  # fmt: skip
+
+
+SERVERS = {
+    s.name: s
+    for s in (
+        Server("rootserve", _rootserve),
+        Server("uvicorn", _uvicorn),
+        Server("hypercorn", _hypercorn),
+        Server("granian", _granian),
+        Server("gunicorn", _gunicorn),
+    )
+}
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    interface: str  # "asgi" or "wsgi"
+    app: str  # import target, relative to ROOT
+    peers: tuple[str, ...]  # always compared against rootserve
+    extra_peers: tuple[str, ...] = ()  # only with --all-peers
+    wsgi: bool = False  # in the default run only with --wsgi
+    lua: str | None = None  # wrk script in benchmarks/
+    probe_method: str = "GET"
+    probe_body: bytes = b""
+    expect_body: bytes | None = None  # None: the body must equal probe_body
+
+    def servers(self, all_peers: bool) -> list[str]:
+        return [BASELINE, *self.peers, *(self.extra_peers if all_peers else ())]
+
+
+ECHO_PROBE = bytes(range(256)) * 256  # 64 KiB, every byte value
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario(
+            "asgi-hello",
+            "ASGI GET / -> 200 'Hello, world!' (13 bytes), keep-alive",
+            "asgi",
+            "benchmarks.apps.asgi_hello:app",
+            peers=("uvicorn",),
+            extra_peers=("hypercorn", "granian"),
+            expect_body=b"Hello, world!",
+        ),
+        Scenario(
+            "wsgi-hello",
+            "WSGI GET / -> 200 'Hello, world!' (13 bytes), keep-alive",
+            "wsgi",
+            "benchmarks.apps.wsgi_hello:app",
+            peers=("gunicorn", "granian"),
+            wsgi=True,
+            expect_body=b"Hello, world!",
+        ),
+        Scenario(
+            "wsgi-echo-64k",
+            "WSGI POST / with a 64 KiB body, echoed back, keep-alive",
+            "wsgi",
+            "benchmarks.apps.wsgi_echo:app",
+            peers=("gunicorn", "granian"),
+            wsgi=True,
+            lua="post_64k.lua",
+            probe_method="POST",
+            probe_body=ECHO_PROBE,
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Result:
+    server: str
+    ok: bool = False
+    error: str | None = None  # why there are no numbers
+    flags: list[str] = field(default_factory=list)  # numbers exist but are suspect
+    command: list[str] = field(default_factory=list)
+    startup_s: float | None = None
+    requests: int | None = None
+    requests_per_sec: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    cpu_s: float | None = None
+    cpu_us_per_req: float | None = None
+    rss_mib: float | None = None
+    socket_errors: dict[str, int] = field(default_factory=dict)
+    non_2xx_3xx: int = 0
+
+
+@dataclass
+class Settings:
+    duration: int
+    warmup: int
+    connections: int
+    server_cpu: int | None
+    client_cpu: int | None
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bound to 0 and closed; the server binds it next)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pick_cpus() -> tuple[int | None, int | None]:
+    """The first two CPUs this process may use: one for the server, one for wrk."""
+    if shutil.which("taskset") is None:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return cpus[0], cpus[1]
+
+
+def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
+
+
+class Running:
+    """A server process started here, with its log file; `stop()` ends it and its children."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        # ROOT on sys.path so every server imports `benchmarks.apps...` the same way.
+        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(pythonpath), "PYTHONUNBUFFERED": "1"}
+        with open(log_path, "wb") as out:
+            # A new session: a Ctrl-C in the terminal reaches only this driver, which then
+            # stops the server itself, by PID.
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pid = self.proc.pid
+
+    def log_tail(self, lines: int = 12) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").rstrip()
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        # Remember the descendants (with start times) before the parent goes away, so any a
+        # killed parent leaves behind can still be stopped, and no reused PID is touched.
+        tree = [(p, _start_time(p)) for p in process_tree(self.pid)[1:]]
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log(f"    pid {self.pid} ignored SIGTERM for {STOP_TIMEOUT:.0f}s: SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+        leftovers = [(p, t) for p, t in tree if t is not None and _start_time(p) == t]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid, start in leftovers:
+                if _start_time(pid) == start:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, sig)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while time.monotonic() < deadline and any(_start_time(p) == t for p, t in leftovers):
+                time.sleep(0.05)
+
+
+def wait_ready(running: Running, port: int, scenario: Scenario, deadline: float) -> str | None:
+    """Poll until the server accepts a TCP connection and answers the probe correctly.
+
+    Returns None when ready, else why not. A wrong answer is returned as an error too.
+    """
+    connected = False
+    last_error = "no connection accepted"
+    while time.monotonic() < deadline:
+        if running.proc.poll() is not None:
+            return f"exited with status {running.proc.returncode} before it was ready"
+        remaining = max(0.05, deadline - time.monotonic())
+        if not connected:
+            try:
+                with socket.create_connection((HOST, port), timeout=min(0.5, remaining)):
+                    connected = True
+            except OSError as exc:
+                last_error = f"connect: {exc}"
+                time.sleep(0.05)
+                continue
+        try:
+            status, body = probe(port, scenario, timeout=remaining)
+        except (OSError, http.client.HTTPException) as exc:
+            last_error = f"probe: {exc!r}"
+            time.sleep(0.05)
+            continue
+        expected = scenario.probe_body if scenario.expect_body is None else scenario.expect_body
+        if status != 200 or body != expected:
+            return (
+                f"wrong answer to {scenario.probe_method} /: status {status}, "
+                f"{len(body)}-byte body {body[:40]!r} (expected 200 with {len(expected)} bytes)"
+            )
+        return None
+    return f"not ready within {READY_TIMEOUT:.0f}s ({last_error})"
+
+
+def probe(port: int, scenario: Scenario, timeout: float) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/octet-stream"} if scenario.probe_body else {}
+        conn.request(scenario.probe_method, "/", body=scenario.probe_body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wrk_argv(port: int, seconds: int, scenario: Scenario, settings: Settings) -> list[str]:
+    argv = ["wrk", "-t1", f"-c{settings.connections}", f"-d{seconds}s", "--latency"]
+    if scenario.lua:
+        argv += ["-s", str(BENCH_DIR / scenario.lua)]
+    return pinned(settings.client_cpu, [*argv, f"http://{HOST}:{port}/"])
+
+
+def run_wrk(argv: list[str], seconds: int) -> str:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + WRK_GRACE, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk exited {done.returncode}: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def bench_server(name: str, scenario: Scenario, settings: Settings, tmp: Path) -> Result:
+    result = Result(server=name)
+    argv = SERVERS[name].argv(scenario.interface, scenario.app, port := free_port())
+    result.command = pinned(settings.server_cpu, argv)
+    if not Path(argv[0]).exists():
+        result.error = f"not installed: {argv[0]} does not exist"
+        log(f"  {name}: {result.error}")
+        return result
+    log(f"  {name}: starting on port {port}")
+    started = time.monotonic()
+    try:
+        running = Running(result.command, tmp / f"{scenario.name}-{name}.log")
+    except OSError as exc:
+        result.error = f"could not start: {exc}"
+        log(f"  {name}: {result.error}")
+        return result
+    try:
+        problem = wait_ready(running, port, scenario, started + READY_TIMEOUT)
+        if problem is not None:
+            tail = running.log_tail().splitlines()
+            # The last line of the server's own output usually names the cause.
+            result.error = f"{problem}: {tail[-1].strip()}" if tail else problem
+            log(f"  {name}: {problem}")
+            for tail_line in tail:
+                log(f"    | {tail_line}")
+            return result
+        result.startup_s = time.monotonic() - started
+        log(f"  {name}: ready in {result.startup_s:.2f}s, pid {running.pid}; warming up")
+        if settings.warmup > 0:
+            run_wrk(wrk_argv(port, settings.warmup, scenario, settings), settings.warmup)
+        log(f"  {name}: measuring for {settings.duration}s")
+        before = tree_cpu_ticks(running.pid)
+        output = run_wrk(wrk_argv(port, settings.duration, scenario, settings), settings.duration)
+        after = tree_cpu_ticks(running.pid)
+        rss = tree_rss_bytes(running.pid)
+        if running.proc.poll() is not None:
+            result.flags.append(f"server exited (status {running.proc.returncode}) during run")
+        stats = parse_wrk(output)
+    except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+        result.error = f"measurement failed: {exc}"
+        log(f"  {name}: {result.error}")
+        return result
+    finally:
+        running.stop()
+    cpu_s = (sum(after.values()) - sum(before.values())) / CLK_TCK
+    result.ok = True
+    result.requests = stats["requests"]
+    result.requests_per_sec = stats["requests_per_sec"]
+    result.p50_ms = stats["p50_ms"]
+    result.p99_ms = stats["p99_ms"]
+    result.latency_ms = stats["latency_ms"]
+    result.socket_errors = stats["socket_errors"]
+    result.non_2xx_3xx = stats["non_2xx_3xx"]
+    result.cpu_s = cpu_s
+    result.cpu_us_per_req = cpu_s * 1e6 / stats["requests"] if stats["requests"] else None
+    result.rss_mib = rss / 1024**2
+    if stats["errors"]:
+        errors = ", ".join(f"{k} {v}" for k, v in stats["socket_errors"].items() if v)
+        result.flags.append(f"socket errors: {errors}")
+    if stats["non_2xx_3xx"]:
+        result.flags.append(f"{stats['non_2xx_3xx']} non-2xx/3xx responses")
+    if not stats["requests"]:
+        result.flags.append("no request completed")
+    log(
+        f"  {name}: {stats['requests_per_sec']:.0f} req/s, "
+        f"{_fmt(result.cpu_us_per_req, '.1f')} us CPU/req"
+        + (f"  [FLAGGED: {'; '.join(result.flags)}]" if result.flags else "")
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def ratios(results: Sequence[Result]) -> dict[str, dict[str, float | None]]:
+    """rootserve relative to each peer: req/s ratio (>1 is faster), CPU ratio (<1 is leaner)."""
+    base = next((r for r in results if r.server == BASELINE and r.ok), None)
+    out: dict[str, dict[str, float | None]] = {}
+    for peer in results:
+        if peer.server == BASELINE:
+            continue
+        rps = cpu = None
+        if base is not None and peer.ok:
+            if base.requests_per_sec and peer.requests_per_sec:
+                rps = base.requests_per_sec / peer.requests_per_sec
+            if base.cpu_us_per_req and peer.cpu_us_per_req:
+                cpu = base.cpu_us_per_req / peer.cpu_us_per_req
+        out[peer.server] = {"req_per_sec": rps, "cpu_per_req": cpu}
+    return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render_table(scenario: Scenario, results: Sequence[Result]) -> str:
+    header = ["server", "req/s", "p50 ms", "p99 ms", "CPU us/req", "RSS MiB", "ratio"]
+    rel = ratios(results)
+    base_ok = any(r.server == BASELINE and r.ok for r in results)
+    rows: list[list[str]] = []
+    for r in results:
+        if r.server == BASELINE:
+            ratio = "-" if r.ok else "did not run"
+        elif not r.ok:
+            ratio = "did not run"
+        elif not base_ok:
+            ratio = f"n/a ({BASELINE} did not run)"
+        else:
+            q = rel[r.server]
+            ratio = (
+                f"{BASELINE}/{r.server} req/s {_fmt(q['req_per_sec'], '.2f')}x, "
+                f"CPU {_fmt(q['cpu_per_req'], '.2f')}x"
+            )
+        name = r.server + (" !" if r.flags else "")
+        rows.append(
+            [
+                name,
+                _fmt(r.requests_per_sec, ",.0f"),
+                _fmt(r.p50_ms, ".2f"),
+                _fmt(r.p99_ms, ".2f"),
+                _fmt(r.cpu_us_per_req, ".1f"),
+                _fmt(r.rss_mib, ".1f"),
+                ratio,
+            ]
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    right = {1, 2, 3, 4, 5}
+
+    def line(cells: list[str]) -> str:
+        return " | ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [f"== {scenario.name}: {scenario.description}", line(header)]
+    out.append("-+-".join("-" * w for w in widths))
+    out += [line(row) for row in rows]
+    for r in results:
+        if r.error:
+            out.append(f"   {r.server}: did not run: {r.error}")
+        for flag in r.flags:
+            out.append(f" ! {r.server}: {flag}")
+    return "\n".join(out)
+
+
+def wrk_version() -> str:
+    try:
+        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (done.stdout + done.stderr).strip().splitlines()[0] if done.stdout + done.stderr else ""
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark rootserve against uvicorn, gunicorn, granian and hypercorn.",
+    )
+    parser.add_argument(
+        "--duration", type=int, default=8, metavar="S", help="seconds per measured run (8)"
+    )
+    parser.add_argument("--quick", action="store_true", help="3-second runs (overrides --duration)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, metavar="S", help="seconds of warm-up load (1)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=64, metavar="N", help="wrk connections (64)"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        help=f"scenarios to run, comma-separated: {', '.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--wsgi", action="store_true", help="add the WSGI scenarios to the default run"
+    )
+    parser.add_argument(
+        "--all-peers", action="store_true", help="also run the optional peers (hypercorn, granian)"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        metavar="PATH",
+        help=f"where to write the results ({DEFAULT_JSON.relative_to(ROOT)})",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration = 3
+    if args.duration < 1 or args.warmup < 0 or args.connections < 1:
+        parser.error("--duration and --connections must be positive, --warmup not negative")
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SCENARIOS]
+        if unknown:
+            parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        args.scenarios = names
+    else:
+        args.scenarios = [s.name for s in SCENARIOS.values() if args.wsgi or not s.wsgi]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        log("wrk is not installed (apt-get install wrk); nothing measured")
+        return 2
+    server_cpu, client_cpu = pick_cpus()
+    if server_cpu is None:
+        log("warning: fewer than 2 usable CPUs or no taskset: server and wrk are NOT pinned")
+    settings = Settings(args.duration, args.warmup, args.connections, server_cpu, client_cpu)
+    log(
+        f"scenarios: {', '.join(args.scenarios)}; {settings.duration}s runs after "
+        f"{settings.warmup}s warm-up, {settings.connections} connections; "
+        f"server on CPU {server_cpu}, wrk on CPU {client_cpu}"
+    )
+    report: dict[str, Any] = {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "wrk": wrk_version(),
+        },
+        "settings": asdict(settings) | {"threads": 1, "host": HOST},
+        "cpu_per_req": "delta of utime+stime+cutime+cstime over the server's process tree "
+        "during the measured wrk run, divided by the requests wrk completed",
+        "scenarios": {},
+    }
+    flagged = False
+    with tempfile.TemporaryDirectory(prefix="rootserve-bench-") as tmp:
+        for name in args.scenarios:
+            scenario = SCENARIOS[name]
+            log(f"[{name}] {scenario.description}")
+            results = [
+                bench_server(server, scenario, settings, Path(tmp))
+                for server in scenario.servers(args.all_peers)
+            ]
+            flagged |= any(r.flags for r in results)
+            table = render_table(scenario, results)
+            print(table + "\n", flush=True)
+            report["scenarios"][name] = {
+                "description": scenario.description,
+                "interface": scenario.interface,
+                "app": scenario.app,
+                "wrk_script": scenario.lua,
+                "servers": [asdict(r) for r in results],
+                "ratios_vs_peers": ratios(results),
+            }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    log(f"results written to {args.json}")
+    if flagged:
+        log("some servers are flagged (!): their numbers include errors or non-2xx answers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Chapter 3: the chapter-2 requests again, answered by the chapter-3 server."""
+
+import socket
+import threading
+
+from ch2_app import app
+from ch2_demo import REQUESTS
+from ch3_server import serve_one
+from tour import show
+
+
+def main():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)  # a demo must not wait forever if a request goes wrong
+        port = listener.getsockname()[1]
+
+        def serve():
+            for _ in REQUESTS:
+                serve_one(listener, app)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        for method, target, body in REQUESTS:
+            show(port, method, target, body)
+        server.join()
+
+
+if __name__ == "__main__":
+    main()

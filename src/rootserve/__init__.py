@@ -1,0 +1,4 @@
+"""rootserve: one server for WSGI and ASGI apps."""
+
+__version__ = "0.1.0"
+

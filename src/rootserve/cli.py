@@ -1,0 +1,134 @@
+"""The `rootserve` command: argparse made from config.py's one list of settings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rootserve import __version__
+from rootserve.config import Config, ConfigError, SettingInfo, load_config, setting_info
+from rootserve.loading import AppLoadError, detect_interface, load_app
+from rootserve.server.worker import Server
+from rootserve.supervisor.sockets import BindError, bind_all
+
+__all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_APP = 3
+
+_GROUP_TITLES = {
+    "app": "the app",
+    "listen": "where to listen",
+    "logging": "logging",
+    "limits": "limits and timeouts",
+    "server": "responses",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line naming the problem and where to look, exit 2 (bad usage).
+        self.exit(EXIT_USAGE, f"error: {message} (see rootserve --help)\n")
+
+
+def _checked(info: SettingInfo) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return info.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = info.name
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="rootserve",
+        description="Serve a WSGI or ASGI app over HTTP/1.1.",
+        argument_default=argparse.SUPPRESS,
+        epilog="Every option is also a ROOTSERVE_* environment variable and a key of "
+        "[tool.rootserve] in pyproject.toml. Exit codes: 0 clean stop, 2 bad usage, "
+        "3 the app could not be loaded or started.",
+    )
+    groups = {key: parser.add_argument_group(title) for key, title in _GROUP_TITLES.items()}
+    for info in setting_info():
+        group = groups[info.group]
+        text = info.help.replace("%", "%%").replace("`", "")
+        if info.positional:
+            group.add_argument(info.name, nargs="?", metavar=info.metavar, help=text)
+            continue
+        if info.default not in (None, [], "") and not info.switch:
+            text += f" (default: {info.default})"
+        names = [info.flag] + ([info.short] if info.short else [])
+        if info.switch:
+            text += f" (default: {'on' if info.default else 'off'})"
+            group.add_argument(*names, dest=info.name, action=argparse.BooleanOptionalAction, help=text)
+        elif info.repeat:
+            group.add_argument(
+                *names, dest=info.name, action="append", type=_checked(info),
+                metavar=info.metavar, help=text,
+            )
+        else:
+            group.add_argument(
+                *names, dest=info.name, type=_checked(info), choices=info.choices,
+                metavar=info.metavar, help=text,
+            )
+    parser.add_argument("--version", action="version", version=f"rootserve {__version__}")
+    return parser
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger("rootserve")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def listen_addresses(config: Config) -> list[str]:
+    if config.bind:
+        return list(config.bind)
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return [f"{host}:{config.port}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    try:
+        config = load_config(args, pyproject=Path("pyproject.toml"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(config.log_level)
+    try:
+        app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        interface = config.interface
+        if interface == "auto":
+            interface = detect_interface(app)
+    except AppLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_APP
+    if interface == "wsgi":
+        print(
+            "error: this is a WSGI app and rootserve's WSGI adapter has not landed yet "
+            "(serve an ASGI app, or pass --interface asgi if it is one)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        sockets = bind_all(listen_addresses(config), config.backlog)
+    except BindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return Server(config, app, sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()

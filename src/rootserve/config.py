@@ -1,0 +1,371 @@
+"""Every setting, declared once.
+
+How this works: `Config` is a frozen dataclass. Each field is declared with `setting(...)`,
+which stores its help text, flag spelling and parser in the field's metadata. From that one
+list come the command line (`cli.py` builds argparse from `fields(Config)`), the
+`[tool.rootserve]` table of pyproject.toml, the `ROOTSERVE_*` environment variables and the
+settings reference page of the docs (`reference_markdown`). Adding a setting is one field.
+
+Precedence, lowest first: the default, `[tool.rootserve]`, `ROOTSERVE_*`, the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "ConfigError",
+    "SettingInfo",
+    "load_config",
+    "parse_size",
+    "reference_markdown",
+    "setting_info",
+]
+
+ENV_PREFIX: Final = "ROOTSERVE_"
+KIB: Final = 1024
+MIB: Final = 1024 * KIB
+GIB: Final = 1024 * MIB
+SECONDS: Final = 1.0
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and the fix."""
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB}
+_SIZE_UNITS |= {"g": GIB, "gb": GIB, "gib": GIB}
+
+
+def parse_size(text: str) -> int:
+    """A byte count: `16384`, `16KiB`, `1MiB` (k, m and g are powers of 1024)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size (examples: 8192, 16KiB, 100MiB)")
+    return int(match[1]) * _SIZE_UNITS[(match[2] or "").lower()]
+
+
+def parse_seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def parse_count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+def parse_port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{text!r} is not a port (0-65535)")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """What the CLI, the env reader, the TOML reader and the docs know about one setting."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Any
+    flag: str
+    env: str
+    short: str | None = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    switch: bool = False  # a boolean: --name / --no-name
+    repeat: bool = False  # a list: the flag may be given more than once
+    positional: bool = False
+    group: str = "server"
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any] = str,
+    short: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    group: str = "server",
+    positional: bool = False,
+) -> Any:
+    """Declare a Config field; the flag and env var names come from the field name."""
+    meta = {
+        "help": help,
+        "parse": parse,
+        "short": short,
+        "choices": choices,
+        "metavar": metavar,
+        "group": group,
+        "positional": positional,
+    }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings of one rootserve run. Sizes are bytes, durations seconds."""
+
+    # -- the app
+    app: str | None = setting(
+        None,
+        "The app to serve: `module:attr`, `module:factory()` or `path/to/file.py:attr`. "
+        "Without it, rootserve serves its built-in demo app.",
+        positional=True,
+        metavar="APP",
+        group="app",
+    )
+    factory: bool = setting(
+        False, "Treat APP as a factory: call it with no arguments to get the app.", group="app"
+    )
+    app_dir: str = setting(
+        ".", "Folder put first on sys.path before APP is imported.", metavar="DIR", group="app"
+    )
+    interface: str = setting(
+        "auto",
+        "The contract APP speaks. `auto` decides from the callable: a coroutine function (or "
+        "an object whose `__call__` is one) or a 3-parameter callable is ASGI 3; a "
+        "2-parameter callable is WSGI.",
+        choices=("auto", "asgi", "wsgi"),
+        group="app",
+    )
+    lifespan: str = setting(
+        "auto",
+        "ASGI lifespan events: `on` requires them (a failure stops the server), `auto` uses "
+        "them when the app supports them, `off` never sends them.",
+        choices=("auto", "on", "off"),
+        group="app",
+    )
+    root_path: str = setting(
+        "",
+        "The URL prefix the app is mounted under behind a proxy (ASGI `root_path`, WSGI "
+        "`SCRIPT_NAME`).",
+        metavar="PATH",
+        group="app",
+    )
+    # -- where to listen
+    host: str = setting("127.0.0.1", "Address to listen on.", group="listen")
+    port: int = setting(8000, "Port to listen on (0 picks a free one).", parse=parse_port)
+    bind: list[str] = setting(
+        [],
+        "Listen here instead of --host/--port; repeatable. `HOST:PORT`, `[::1]:PORT`, "
+        "`unix:PATH` or `fd://N` (an inherited socket).",
+        metavar="ADDRESS",
+        group="listen",
+    )
+    backlog: int = setting(
+        2048, "Pending connections the kernel may queue.", parse=parse_count, group="listen"
+    )
+    loop: str = setting(
+        "auto",
+        "Event loop: `uvloop` when importable (auto), or plain `asyncio`.",
+        choices=("auto", "asyncio", "uvloop"),
+        group="listen",
+    )
+    # -- logging
+    log_level: str = setting(
+        "info",
+        "Least severe message logged.",
+        choices=("critical", "error", "warning", "info", "debug"),
+        group="logging",
+    )
+    access_log: bool = setting(True, "Log one line per request.", group="logging")
+    # -- limits (RFC 9112 framing limits and resource bounds)
+    max_request_line: int = setting(
+        8 * KIB,
+        "Longest request line in bytes; longer gets 414 URI Too Long.",
+        parse=parse_size,
+        metavar="BYTES",
+        group="limits",
+    )
+    max_header_size: int = setting(
+        16 * KIB,
+        "Most bytes of header fields in one request; more gets 431.",
+        parse=parse_size,
+        metavar="BYTES",
+        group="limits",
+    )
+    max_header_count: int = setting(
+        100,
+        "Most header fields in one request; more gets 431.",
+        parse=parse_count,
+        metavar="N",
+        group="limits",
+    )
+    max_body_size: int = setting(
+        100 * MIB,
+        "Largest request body in bytes; larger gets 413. 0 means no limit.",
+        parse=parse_size,
+        metavar="BYTES",
+        group="limits",
+    )
+    limit_concurrency: int = setting(
+        0,
+        "Most requests in progress at once; beyond it new requests get 503. 0 means no limit.",
+        parse=parse_count,
+        metavar="N",
+        group="limits",
+    )
+    timeout_keep_alive: float = setting(
+        5 * SECONDS,
+        "Close a keep-alive connection idle this many seconds.",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
+    timeout_header: float = setting(
+        10 * SECONDS,
+        "A client gets this many seconds to send a request's headers (slowloris guard); "
+        "then 408 and the connection is closed.",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
+    timeout_graceful: float = setting(
+        30 * SECONDS,
+        "On shutdown, wait this long for requests in progress before cancelling them.",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
+    server_header: bool = setting(True, "Add `Server: rootserve` to responses.", group="server")
+    date_header: bool = setting(True, "Add a `Date` header to responses.", group="server")
+
+
+def _info(f: dataclasses.Field[Any]) -> SettingInfo:
+    meta = f.metadata
+    default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    return SettingInfo(
+        name=f.name,
+        help=meta["help"],
+        parse=meta["parse"],
+        default=default,
+        flag="--" + f.name.replace("_", "-"),
+        env=ENV_PREFIX + f.name.upper(),
+        short=meta["short"],
+        choices=meta["choices"],
+        metavar=meta["metavar"],
+        switch=isinstance(default, bool),
+        repeat=isinstance(default, list),
+        positional=meta["positional"],
+        group=meta["group"],
+    )
+
+
+def setting_info() -> tuple[SettingInfo, ...]:
+    """Every setting in declaration order."""
+    return tuple(_info(f) for f in fields(Config))
+
+
+def _convert(info: SettingInfo, raw: Any, source: str) -> Any:
+    """Turn a raw value from TOML or the environment into the field's type."""
+    try:
+        if info.repeat:
+            items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s]
+            value: Any = [info.parse(str(item).strip()) for item in items]
+        elif info.switch:
+            value = raw if isinstance(raw, bool) else parse_bool(str(raw))
+        elif isinstance(raw, bool):
+            raise ValueError(f"{raw!r} is not a {info.metavar or 'value'}")
+        else:
+            value = info.parse(str(raw))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    if info.choices and value not in info.choices:
+        allowed = ", ".join(info.choices)
+        raise ConfigError(f"{source}: {raw!r} is not one of {allowed}")
+    return value
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The `[tool.rootserve]` table of a pyproject.toml, or {} when there is none."""
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    table = data.get("tool", {}).get("rootserve", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.rootserve] must be a table")
+    return table
+
+
+def load_config(
+    cli: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    pyproject: Path | None = None,
+) -> Config:
+    """Merge defaults, `[tool.rootserve]`, `ROOTSERVE_*` and the values given on the CLI."""
+    environ = os.environ if environ is None else environ
+    infos = {info.name: info for info in setting_info()}
+    values: dict[str, Any] = {}
+    if pyproject is not None:
+        for key, raw in read_pyproject(pyproject).items():
+            name = key.replace("-", "_")
+            if name not in infos:
+                raise ConfigError(f"{pyproject}: [tool.rootserve] has no setting {key!r}")
+            values[name] = _convert(infos[name], raw, f"{pyproject}: {key}")
+    for name, info in infos.items():
+        if info.env in environ:
+            values[name] = _convert(info, environ[info.env], info.env)
+    values.update(cli)
+    return Config(**values)
+
+
+def reference_markdown() -> str:
+    """The settings reference page, made from the same declarations as the CLI."""
+    lines = [
+        "# Settings reference",
+        "",
+        "Every setting can be given on the command line, as a `ROOTSERVE_*` environment",
+        "variable, or in the `[tool.rootserve]` table of `pyproject.toml` (key spelled as the",
+        "flag without its dashes, `-` or `_` alike). The command line wins over the environment,",
+        "which wins over the file. This page is generated from `rootserve/config.py`.",
+        "",
+        "| setting | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for info in setting_info():
+        if info.positional:
+            name = f"`{info.metavar}` (argument)"
+        elif info.switch:
+            name = f"`{info.flag}` / `--no-{info.flag[2:]}`"
+        else:
+            name = f"`{info.flag} {info.metavar or info.name.upper()}`"
+        default = "(none)" if info.default in (None, []) else f"`{info.default!r}`"
+        text = info.help.replace("|", "\\|")
+        if info.choices:
+            text += " One of " + ", ".join(f"`{c}`" for c in info.choices) + "."
+        lines.append(f"| {name} | `{info.env}` | {default} | {text} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""The events that cross the sans-IO boundary of the HTTP/1.1 protocol.
+
+Received: `Request`, then zero or more `Data`, then `EndOfMessage`; `BadRequest` when the
+bytes break a rule (the server answers with its status and closes); `ConnectionClosed` when
+the peer sent EOF. Sent: `InformationalResponse`, `Response`, `Data`, `EndOfMessage`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "END_OF_MESSAGE",
+    "BadRequest",
+    "ConnectionClosed",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "Headers",
+    "InformationalResponse",
+    "Request",
+    "Response",
+]
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class Request:
+    """A request head. Header names are lower-cased, values stripped of surrounding OWS.
+
+    `path` and `query` are raw bytes of the target (for an absolute-form target, its path
+    and query; the `host` header then holds the target's authority, RFC 9112 section 3.2.2).
+    """
+
+    method: str
+    target: bytes
+    path: bytes
+    query: bytes
+    http_version: str
+    headers: Headers
+    keep_alive: bool
+    expect_continue: bool = False
+    has_body: bool = False
+    upgrade: bytes = b""
+
+
+@dataclass(slots=True)
+class Data:
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class EndOfMessage:
+    pass
+
+
+END_OF_MESSAGE = EndOfMessage()
+
+
+@dataclass(slots=True, frozen=True)
+class BadRequest:
+    """The request broke a rule: answer `status` (reason in the body) and close."""
+
+    status: int
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class ConnectionClosed:
+    pass
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class InformationalResponse:
+    status: int = 100
+    headers: Headers = field(default_factory=list)
+
+
+Event = Request | Data | EndOfMessage | BadRequest | ConnectionClosed

@@ -1,0 +1,588 @@
+"""Sans-IO HTTP/1.1 for a server: bytes in, events out; events in, bytes out.
+
+How this works. `HTTP11Connection.receive_data(bytes)` feeds llhttp (through httptools), whose
+callbacks build `Request`, `Data` and `EndOfMessage` events. llhttp already enforces most of
+RFC 9112's message grammar (bare CR or LF, obs-fold, whitespace before a colon, control bytes,
+Content-Length with Transfer-Encoding, duplicate or malformed Content-Length, bad chunk sizes
+and chunk line ends). The checks llhttp leaves to its user are made here, each citing its
+RFC section: Host, the request-target form, fragments, the HTTP version, transfer codings
+other than chunked, expectations, and the size limits. A request that breaks a rule ends the
+receive side with `BadRequest(status, reason)`: the server answers it and closes, and the app
+never sees that request (requests before it in a pipeline are answered first, in order).
+
+The send side frames each response for the request at the head of the pipeline: it checks
+the app's header fields (no CR, LF or NUL: response splitting), decides Content-Length,
+chunked or close-delimited framing (RFC 9112 section 6), drops the body of HEAD, 1xx, 204 and
+304 answers (RFC 9110 section 6.4.1), adds `Date` and `Server`, and decides keep-alive.
+
+This module imports no asyncio, socket or threading: a test guards that.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Final
+
+import httptools
+
+from rootserve.protocol.events import (
+    END_OF_MESSAGE,
+    BadRequest,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Headers,
+    InformationalResponse,
+    Request,
+    Response,
+)
+from rootserve.protocol.rules import (
+    FIELD_VALUE_FORBIDDEN,
+    HOST,
+    TOKEN,
+    Limits,
+    LocalProtocolError,
+    status_line,
+)
+
+__all__ = ["HTTP11Connection", "error_response"]
+
+_OWS: Final = b" \t"
+_HEADER_OVERHEAD: Final = 4  # ": " and CRLF around each field line
+_SPECIAL: Final = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
+)
+_NO_BODY_STATUS: Final = frozenset({204, 304})
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Receive(enum.Enum):
+    OPEN = "open"  # parsing requests
+    SNIFF_METHOD = "sniff"  # llhttp refused a method: read the token to tell 400 from 501
+    ERROR = "error"  # a BadRequest was emitted; everything after it is ignored
+    CLOSED = "closed"  # the peer sent EOF
+
+
+class _Framing(enum.Enum):
+    LENGTH = "content-length"
+    CHUNKED = "chunked"
+    CLOSE = "close-delimited"
+    NONE = "no body"
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the send side must know about a request to frame its response."""
+
+    head: bool
+    http10: bool
+    keep_alive: bool
+    framing: _Framing = _Framing.NONE
+    remaining: int = 0  # body bytes still owed under Content-Length framing
+    started: bool = False
+
+
+# RFC 9110 section 6.6.1: a server with a clock sends Date; one formatting per second.
+_date_second = 0
+_date_line = b""
+
+
+def _date_header() -> bytes:
+    global _date_second, _date_line
+    now = int(time.time())
+    if now != _date_second:
+        _date_second = now
+        _date_line = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+    return _date_line
+
+
+def error_response(status: int, reason: str, *, server_header: bytes = b"") -> bytes:
+    """A complete small text/plain answer that closes the connection."""
+    body = f"{status_line(status)[9:].decode('ascii').strip()}: {reason}\n".encode(
+        "ascii", "replace"
+    )
+    return b"".join(
+        [
+            status_line(status),
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+            server_header,
+            _date_header(),
+            b"\r\n",
+            body,
+        ]
+    )
+
+
+class HTTP11Connection:
+    """One server-side HTTP/1.1 connection, without I/O.
+
+    Feed received bytes to `receive_data` (b"" for EOF) and act on the events it returns;
+    turn responses into bytes with `send` (or the `send_*` methods it dispatches to) and
+    write them. Responses are answered in request order.
+    """
+
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        server_header: bytes | None = b"rootserve",
+        date_header: bool = True,
+    ) -> None:
+        self.limits = limits or Limits()
+        self._server_line = b"server: " + server_header + b"\r\n" if server_header else b""
+        self._add_date = date_header
+        self._parser = httptools.HttpRequestParser(self)
+        self._state = _Receive.OPEN
+        self._exchanges: deque[_Exchange] = deque()
+        self._events: list[Event] = []
+        self._reject: _Reject | None = None
+        self._completed = 0  # messages completed during the current feed
+        self._url_seen = False
+        self._prefix = b""  # bytes of the current message before its target (for sniffing)
+        self._raw_head = 0  # bytes fed while a head is incomplete (bounds httptools' buffers)
+        self._in_body = False
+        self._last_had_body = False
+        self.head_in_progress = False
+        self.last_keep_alive = False
+        self._reset_message()
+
+    def _reset_message(self) -> None:
+        self._url = b""
+        self._headers: Headers = []
+        self._header_count = 0
+        self._header_bytes = 0
+        self._host: bytes | None = None
+        self._host_count = 0
+        self._content_length: bytes | None = None
+        self._transfer_encoding: bytes | None = None
+        self._expect: bytes | None = None
+        self._upgrade = b""
+        self._body_bytes = 0
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Events for `data`; b"" means the peer closed its sending side."""
+        if self._state is not _Receive.OPEN:
+            if self._state is _Receive.SNIFF_METHOD and data:
+                self._events = []
+                return self._sniff_method(data)
+            return []
+        if not data:
+            self._state = _Receive.CLOSED
+            return [ConnectionClosed()]
+        events: list[Event] = []
+        self._events = events
+        self._completed = 0
+        if not self._in_body:
+            self._raw_head += len(data)
+        try:
+            self._feed(data)
+        except httptools.HttpParserInvalidMethodError:
+            # RFC 9110 section 9.1: an unknown method is 501, a malformed one 400. llhttp
+            # stops at the first byte that starts no method it knows, so read the token.
+            candidate = self._tail(data) if self._completed else self._prefix + data
+            self._state = _Receive.SNIFF_METHOD
+            self._prefix = b""
+            return self._sniff_method(candidate)
+        except httptools.HttpParserCallbackError:
+            reject = self._reject or _Reject(400, "invalid request")
+            return self._fail(reject.status, reject.reason)
+        except httptools.HttpParserError as exc:
+            reason = str(exc) or "malformed request"
+            if reason.startswith("Pause on PRI"):
+                # The HTTP/2 connection preface (RFC 9113 section 3.4) sent to HTTP/1.1.
+                return self._fail(505, "HTTP/2 is not supported on this listener")
+            return self._fail(400, reason)
+        if not self._url_seen:
+            self._prefix = self._tail(data) if self._completed else self._prefix + data
+        if self._raw_head > self.limits.max_header_bytes + self.limits.max_request_line_bytes:
+            return self._fail(431, "request head too large")
+        return events
+
+    def _feed(self, data: bytes) -> None:
+        while True:
+            try:
+                self._parser.feed_data(data)
+                return
+            except httptools.HttpParserUpgrade as exc:
+                # llhttp pauses after the head of a request carrying Upgrade. Until a
+                # protocol switch is implemented we answer such requests as plain HTTP
+                # (RFC 9110 section 7.8 lets a server ignore Upgrade), so go on parsing.
+                data = data[exc.args[0] :]
+                if not data:
+                    return
+
+    def _tail(self, data: bytes) -> bytes:
+        # After messages completed inside `data`, the next one starts after the head of the
+        # last of them: exact when they had no body, the only ones pipelined in practice.
+        if self._last_had_body:
+            return b""
+        end = -4
+        for _ in range(self._completed):
+            end = data.find(b"\r\n\r\n", end + 4)
+            if end < 0:
+                return b""
+        return data[end + 4 :]
+
+    def _sniff_method(self, data: bytes) -> list[Event]:
+        self._prefix += data
+        line = self._prefix.lstrip(b"\r\n")
+        space = line.find(b" ")
+        token = line if space < 0 else line[:space]
+        if token and TOKEN.fullmatch(token) is None:
+            return self._fail(400, "invalid method token")
+        if space < 0:
+            if len(line) > self.limits.max_request_line_bytes:
+                return self._fail(414, "request line too long")
+            return []
+        if not token:
+            return self._fail(400, "invalid request line")
+        shown = token[:32].decode("ascii")
+        return self._fail(501, f"method {shown} is not implemented")
+
+    def _fail(self, status: int, reason: str) -> list[Event]:
+        self._state = _Receive.ERROR
+        self._events.append(BadRequest(status, reason))
+        return self._events
+
+    def _refuse(self, status: int, reason: str) -> None:
+        self._reject = _Reject(status, reason)
+        raise self._reject
+
+    # httptools callbacks (called from inside feed_data)
+
+    def on_message_begin(self) -> None:
+        self.head_in_progress = True
+        self._url_seen = False
+
+    def on_url(self, piece: bytes) -> None:
+        self._url_seen = True
+        self._prefix = b""
+        url = self._url + piece if self._url else piece
+        if len(url) > self.limits.max_request_line_bytes:
+            self._refuse(414, f"request target longer than {self.limits.max_request_line_bytes}")
+        self._url = url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._header_bytes += len(name) + len(value) + _HEADER_OVERHEAD
+        limits = self.limits
+        if self._header_count > limits.max_header_count:
+            self._refuse(431, f"more than {limits.max_header_count} header fields")
+        if self._header_bytes > limits.max_header_bytes:
+            self._refuse(431, f"header fields larger than {limits.max_header_bytes} bytes")
+        if self._in_body:
+            return  # a trailer section (RFC 9112 section 7.1.2): counted, not passed on
+        name = name.lower()
+        if value and value[-1] in _OWS:
+            value = value.rstrip(_OWS)  # RFC 9110 section 5.5: OWS is not part of the value
+        if name in _SPECIAL:
+            self._special_header(name, value)
+        self._headers.append((name, value))
+
+    def _special_header(self, name: bytes, value: bytes) -> None:
+        if name == b"host":
+            self._host_count += 1
+            self._host = value
+        elif name == b"content-length":
+            self._content_length = value
+        elif name == b"transfer-encoding":
+            te = self._transfer_encoding
+            self._transfer_encoding = value if te is None else te + b"," + value
+        elif name == b"expect":
+            self._expect = value.lower()
+        else:
+            self._upgrade = value
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            # RFC 9110 section 15.6.6; HTTP/0.9 has no headers to frame anything with.
+            self._refuse(505, f"HTTP/{version} is not supported")
+        http10 = version == "1.0"
+        method = parser.get_method().decode("ascii")
+        if method == "CONNECT":
+            # RFC 9110 section 9.3.6: CONNECT asks for a tunnel; we are no proxy.
+            self._refuse(501, "CONNECT is not implemented")
+        target = self._url
+        headers = self._headers
+        # RFC 9112 section 3.2: the request-target never carries a fragment.
+        if b"#" in target:
+            self._refuse(400, "request target has a fragment")
+        if target[:1] == b"/":
+            path, _, query = target.partition(b"?")
+        elif target == b"*":
+            # RFC 9112 section 3.2.4: asterisk-form is only for a server-wide OPTIONS.
+            if method != "OPTIONS":
+                self._refuse(400, "asterisk-form target is only for OPTIONS")
+            path, query = b"*", b""
+        else:
+            path, query, headers = self._absolute_form(target, headers)
+        # RFC 9112 section 3.2: exactly one valid Host in an HTTP/1.1 request.
+        if self._host_count > 1:
+            self._refuse(400, "more than one Host header")
+        if self._host is None:
+            if not http10:
+                self._refuse(400, "HTTP/1.1 request without a Host header")
+        elif HOST.fullmatch(self._host) is None:
+            self._refuse(400, "invalid Host header")
+        chunked = False
+        if self._transfer_encoding is not None:
+            chunked = self._check_transfer_encoding(self._transfer_encoding, http10)
+        length = 0
+        if self._content_length is not None:
+            length = int(self._content_length)  # llhttp checked it is 1*DIGIT, only one
+        max_body = self.limits.max_body_bytes
+        if max_body and length > max_body:
+            self._refuse(413, f"body of {length} bytes is over the {max_body}-byte limit")
+        expect_continue = False
+        if self._expect is not None:
+            # RFC 9110 section 10.1.1: only 100-continue is defined; ignored in HTTP/1.0.
+            if self._expect != b"100-continue":
+                self._refuse(417, "only the 100-continue expectation is supported")
+            expect_continue = not http10 and (chunked or length > 0)
+        keep_alive = bool(parser.should_keep_alive())
+        self._events.append(
+            Request(
+                method,
+                target,
+                path,
+                query,
+                version,
+                headers,
+                keep_alive,
+                expect_continue,
+                chunked or length > 0,
+                self._upgrade,
+            )
+        )
+        self._exchanges.append(_Exchange(method == "HEAD", http10, keep_alive))
+        self.head_in_progress = False
+        self._in_body = True
+        self._raw_head = 0
+
+    def _absolute_form(self, target: bytes, headers: Headers) -> tuple[bytes, bytes, Headers]:
+        # RFC 9112 section 3.2.2: an origin server takes the path from an absolute-form
+        # target and the host from its authority, ignoring the Host header's value.
+        scheme, sep, rest = target.partition(b"://")
+        if not sep or scheme.lower() not in (b"http", b"https"):
+            self._refuse(400, "request target is not origin-form or an http(s) URI")
+        cut = len(rest)
+        for stop in (b"/", b"?"):
+            found = rest.find(stop)
+            if 0 <= found < cut:
+                cut = found
+        authority, rest = rest[:cut], rest[cut:]
+        # RFC 9110 section 4.2.1 (no empty host) and 4.2.4 (userinfo is an error).
+        if not authority or b"@" in authority or HOST.fullmatch(authority) is None:
+            self._refuse(400, "invalid authority in absolute-form target")
+        path, _, query = rest.partition(b"?")
+        headers = [(n, v) for n, v in headers if n != b"host"]
+        headers.append((b"host", authority))
+        return path or b"/", query, headers
+
+    def _check_transfer_encoding(self, value: bytes, http10: bool) -> bool:
+        # RFC 9112 section 6.1: HTTP/1.0 has no Transfer-Encoding; such framing is faulty.
+        if http10:
+            self._refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
+        codings = [c.strip().lower() for c in value.split(b",")]
+        # RFC 9112 section 6.3 (4): chunked must be the final coding, and is applied once
+        # (section 7); otherwise the body length cannot be known: 400 and close.
+        if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+            self._refuse(400, "Transfer-Encoding must end with a single chunked")
+        if len(codings) > 1:
+            # RFC 9112 section 6.1: a transfer coding we do not understand is 501.
+            self._refuse(501, "transfer codings other than chunked are not implemented")
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        max_body = self.limits.max_body_bytes
+        if max_body and self._body_bytes > max_body:
+            self._refuse(413, f"body over the {max_body}-byte limit")
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._events.append(END_OF_MESSAGE)
+        self._completed += 1
+        self._raw_head = 0
+        self._last_had_body = self._body_bytes > 0
+        self._in_body = False
+        self._url_seen = False
+        self._reset_message()
+
+    # -- sending -------------------------------------------------------------------------
+
+    @property
+    def pending_responses(self) -> int:
+        """Requests received and not yet answered to the end."""
+        return len(self._exchanges)
+
+    def send(self, event: Response | InformationalResponse | Data | EndOfMessage) -> bytes:
+        """The bytes for one outgoing event."""
+        if isinstance(event, Response):
+            return self.send_response(event.status, event.headers)
+        if isinstance(event, Data):
+            return self.send_data(event.data)
+        if isinstance(event, EndOfMessage):
+            return self.send_end()
+        if isinstance(event, InformationalResponse):
+            return self.send_informational(event.status, event.headers)
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def _exchange(self) -> _Exchange:
+        if not self._exchanges:
+            raise LocalProtocolError("no request is waiting for a response")
+        return self._exchanges[0]
+
+    def send_informational(self, status: int, headers: Headers | None = None) -> bytes:
+        exchange = self._exchange()
+        if exchange.started:
+            raise LocalProtocolError("a 1xx response cannot follow the final response")
+        if not 100 <= status < 200 or status == 101:
+            raise LocalProtocolError(f"{status} is not an informational status we can send")
+        if exchange.http10:
+            return b""  # RFC 9110 section 15.2: no 1xx to an HTTP/1.0 client
+        if status == 100 and not headers:
+            return _CONTINUE
+        return status_line(status) + self._field_lines(headers or []) + b"\r\n"
+
+    def send_response(self, status: int, headers: Headers, body: bytes | None = None) -> bytes:
+        """The head of the final response. With `body`, the whole response: the body is
+        complete, so it is framed with Content-Length when the app gave none."""
+        exchange = self._exchange()
+        if exchange.started:
+            raise LocalProtocolError("the response was already started")
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"final status must be 200-999, got {status!r}")
+        exchange.started = True
+        length: int | None = None
+        keep_alive = exchange.keep_alive
+        lines: list[bytes] = [status_line(status)]
+        add = lines.append
+        for name, value in headers:
+            if TOKEN.fullmatch(name) is None or FIELD_VALUE_FORBIDDEN.search(value) is not None:
+                raise LocalProtocolError(
+                    f"header {name!r} has a name that is not a token or a value with CR, LF"
+                    " or NUL (RFC 9110 section 5; refused to prevent response splitting)"
+                )
+            lname = name.lower()
+            if lname == b"content-length":
+                if not value.isdigit() or length is not None:
+                    raise LocalProtocolError(f"invalid content-length {value!r}")
+                length = int(value)
+                if status == 204:
+                    continue  # RFC 9110 section 8.6: never in a 204
+            elif lname == b"transfer-encoding":
+                continue  # framing is ours to decide (RFC 9112 section 6.1)
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+                continue  # re-added below to match our decision
+            add(name + b": " + value + b"\r\n")
+        if self._server_line:
+            add(self._server_line)
+        if self._add_date:
+            add(_date_header())
+        if exchange.head or status in _NO_BODY_STATUS:
+            # RFC 9110 section 6.4.1: no content, whatever the headers say.
+            exchange.framing = _Framing.NONE
+            if body is not None and length is None and exchange.head:
+                add(b"content-length: %d\r\n" % len(body))
+            body = None
+        elif length is not None:
+            exchange.framing = _Framing.LENGTH
+            exchange.remaining = length
+        elif body is not None:
+            exchange.framing = _Framing.LENGTH
+            exchange.remaining = len(body)
+            add(b"content-length: %d\r\n" % len(body))
+        elif not exchange.http10:
+            exchange.framing = _Framing.CHUNKED
+            add(b"transfer-encoding: chunked\r\n")
+        else:
+            # RFC 9112 section 6.3 (8): an HTTP/1.0 client reads to the close.
+            exchange.framing = _Framing.CLOSE
+            keep_alive = False
+        exchange.keep_alive = keep_alive
+        if not keep_alive:
+            add(b"connection: close\r\n")
+        elif exchange.http10:
+            add(b"connection: keep-alive\r\n")  # RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
+        add(b"\r\n")
+        if body:
+            lines.append(self.send_data(body))
+        return b"".join(lines)
+
+    def _field_lines(self, headers: Headers) -> bytes:
+        out = []
+        for name, value in headers:
+            if TOKEN.fullmatch(name) is None or FIELD_VALUE_FORBIDDEN.search(value) is not None:
+                raise LocalProtocolError(f"invalid header {name!r} (RFC 9110 section 5)")
+            out.append(name + b": " + value + b"\r\n")
+        return b"".join(out)
+
+    def send_data(self, data: bytes) -> bytes:
+        """Body bytes of the current response, framed."""
+        exchange = self._exchange()
+        if not exchange.started:
+            raise LocalProtocolError("body sent before the response head")
+        framing = exchange.framing
+        if framing is _Framing.CHUNKED:
+            if not data:
+                return b""  # an empty chunk would end the body (RFC 9112 section 7.1)
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        if framing is _Framing.LENGTH:
+            if len(data) > exchange.remaining:
+                raise LocalProtocolError(
+                    f"{exchange.remaining} body bytes were left under Content-Length, "
+                    f"got {len(data)}"
+                )
+            exchange.remaining -= len(data)
+            return data
+        if framing is _Framing.CLOSE:
+            return data
+        return b""
+
+    def send_end(self) -> bytes:
+        """Finish the current response. Then `keep_alive` says whether to read the next."""
+        exchange = self._exchange()
+        if not exchange.started:
+            raise LocalProtocolError("response ended before it started")
+        self._exchanges.popleft()
+        self.last_keep_alive = exchange.keep_alive and self._state is _Receive.OPEN
+        if exchange.framing is _Framing.CHUNKED:
+            return b"0\r\n\r\n"
+        if exchange.framing is _Framing.LENGTH and exchange.remaining:
+            # RFC 9112 section 6.3: the client will wait for bytes that never come;
+            # closing is the only way to tell it the response is incomplete.
+            self.last_keep_alive = False
+            raise LocalProtocolError(
+                f"response ended {exchange.remaining} bytes short of its Content-Length"
+            )
+        return b""
+
+    def abandon(self) -> None:
+        """Forget the current response (the connection is being closed mid-response)."""
+        if self._exchanges:
+            self._exchanges.popleft()
+
+    def error_response(self, status: int, reason: str) -> bytes:
+        """An error answer for a BadRequest or a failure before the app answered."""
+        return error_response(status, reason, server_header=self._server_line)

@@ -1,0 +1,263 @@
+"""One client connection: socket events in, protocol events out, one ASGI cycle at a time.
+
+How this works. `data_received` feeds the sans-IO protocol and dispatches its events: a
+`Request` makes an `HTTPCycle`; it starts at once when nothing else is being answered, or
+waits in `pipeline` (answers go out in request order, RFC 9112 section 9.3.2). `Data` and
+`EndOfMessage` go to the cycle whose body is being read. A `BadRequest` is answered after
+every earlier request, then the connection closes. Flow control runs both ways: reading
+pauses while a cycle's unread body or the pipeline is too large, and `send()` waits in
+`drain()` while the transport's write buffer is above its high-water mark.
+
+Timeouts are deadlines, not timers: the worker's reaper looks at `deadline` once per tick,
+so a request costs one clock read instead of a timer created and cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
+
+from rootserve.asgi.http import HTTPCycle, build_scope
+from rootserve.protocol.events import BadRequest, ConnectionClosed, Data, EndOfMessage, Request
+from rootserve.protocol.http11 import HTTP11Connection
+
+if TYPE_CHECKING:
+    from rootserve.server.worker import ServerState
+
+__all__ = ["Connection"]
+
+MAX_PIPELINE: Final = 16  # queued requests before reading pauses
+WRITE_HIGH_WATER: Final = 64 * 1024
+NO_DEADLINE: Final = float("inf")
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.proto = HTTP11Connection(
+            state.limits,
+            server_header=state.server_header,
+            date_header=state.date_header,
+        )
+        self.transport: Any = None
+        self.server_addr: tuple[str, int] | None = None
+        self.client_addr: tuple[str, int] | None = None
+        self.current: HTTPCycle | None = None  # the cycle being answered
+        self.receiving: HTTPCycle | None = None  # the cycle whose body is being read
+        self.pipeline: deque[HTTPCycle | BadRequest] = deque()
+        self.write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._read_paused = False
+        self._eof = False
+        self.closed = False
+        self.deadline = NO_DEADLINE
+        self.deadline_kind = "idle"
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.server_addr = _address(transport.get_extra_info("sockname"))
+        self.client_addr = _address(transport.get_extra_info("peername"))
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
+        self.state.connections.add(self)
+        self._set_deadline("idle", self.state.timeout_keep_alive)
+        if self.state.shutting_down:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        for cycle in (self.current, self.receiving):
+            if cycle is not None:
+                cycle.disconnect()
+        self.pipeline.clear()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def eof_received(self) -> bool:
+        # A half-close (RFC 9112 section 9.6): requests already received are still
+        # answered; a request whose body was cut short sees http.disconnect.
+        self._eof = True
+        self.proto.receive_data(b"")
+        receiving = self.receiving
+        if receiving is not None and not receiving.request_complete:
+            receiving.disconnect()
+        if self.current is None and not self.pipeline:
+            self.close()
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.proto.receive_data(data):
+            kind = type(event)
+            if kind is Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is Data:
+                if self.receiving is not None:
+                    self.receiving.feed(event.data)  # type: ignore[union-attr]
+            elif kind is EndOfMessage:
+                if self.receiving is not None:
+                    self.receiving.end()
+                    self.receiving = None
+            elif kind is BadRequest:
+                self._on_bad_request(event)  # type: ignore[arg-type]
+            elif kind is ConnectionClosed:
+                pass
+        if self.proto.head_in_progress and self.deadline_kind != "head":
+            self._set_deadline("head", self.state.timeout_header)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._drain is not None:
+            drain, self._drain = self._drain, None
+            if not drain.done():
+                drain.set_result(None)
+
+    # -- what the cycle uses (the Channel protocol) -----------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.write_paused and not self.closed:
+            if self._drain is None:
+                self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+    def pause_reading(self) -> None:
+        if not self._read_paused and not self.closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_paused and not self.closed and len(self.pipeline) < MAX_PIPELINE:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def response_complete(self, keep_alive: bool) -> None:
+        cycle = self.current
+        if cycle is not None:
+            self.state.access_log.log(self.client_addr, cycle.scope, cycle.status)
+        self.current = None
+        if not keep_alive or self.state.shutting_down:
+            self.close()
+            return
+        if self.pipeline:
+            self._start_next()
+        elif self._eof:
+            self.close()
+        else:
+            self._set_deadline("idle", self.state.timeout_keep_alive)
+            self.resume_reading()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _on_request(self, request: Request) -> None:
+        state = self.state
+        scope = build_scope(
+            request,
+            server=self.server_addr,
+            client=self.client_addr,
+            scheme="http",
+            root_path=state.root_path,
+            state=state.lifespan_state,
+        )
+        cycle = HTTPCycle(scope, self, expect_continue=request.expect_continue)
+        if request.has_body:
+            self.receiving = cycle
+        else:
+            cycle.end()
+        if self.current is None and not self.pipeline:
+            self._start(cycle)
+        else:
+            self.pipeline.append(cycle)
+            if len(self.pipeline) >= MAX_PIPELINE:
+                self.pause_reading()
+
+    def _start(self, cycle: HTTPCycle) -> None:
+        state = self.state
+        self.current = cycle
+        self.deadline = NO_DEADLINE
+        self.deadline_kind = "busy"
+        if state.limit_concurrency and len(state.tasks) >= state.limit_concurrency:
+            # Over the limit: answer 503 without calling the app (RFC 9110 15.6.4).
+            self.proto.abandon()
+            self.write(self.proto.error_response(503, "server at its concurrency limit"))
+            cycle.status = 503
+            self.response_complete(False)
+            return
+        task = state.loop.create_task(cycle.run(state.app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    def _start_next(self) -> None:
+        item = self.pipeline.popleft()
+        if isinstance(item, BadRequest):
+            self._answer_bad_request(item)
+        else:
+            self._start(item)
+            self.resume_reading()
+
+    def _on_bad_request(self, event: BadRequest) -> None:
+        receiving = self.receiving
+        if receiving is not None:
+            # The body of a request already handed to the app broke a rule (a 413 by
+            # chunked size, a bad chunk): that request is over.
+            self.receiving = None
+            receiving.disconnect()
+            if receiving is self.current and not receiving.response_started:
+                self.current = None
+                self.proto.abandon()
+                self._answer_bad_request(event)
+                return
+            self.pipeline.append(event)
+            return
+        if self.current is None and not self.pipeline:
+            self._answer_bad_request(event)
+        else:
+            self.pipeline.append(event)
+
+    def _answer_bad_request(self, event: BadRequest) -> None:
+        self.state.log_bad_request(self.client_addr, event)
+        self.write(self.proto.error_response(event.status, event.reason))
+        self.close()
+
+    # -- closing and deadlines ---------------------------------------------------------
+
+    def _set_deadline(self, kind: str, seconds: float) -> None:
+        self.deadline_kind = kind
+        self.deadline = self.state.loop.time() + seconds if seconds else NO_DEADLINE
+
+    def on_deadline(self) -> None:
+        """Called by the reaper once `deadline` has passed."""
+        if self.deadline_kind == "head":
+            # RFC 9110 section 15.5.9: 408 for a request that did not arrive in time.
+            self.write(self.proto.error_response(408, "request headers not received in time"))
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.deadline = NO_DEADLINE
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close when idle; otherwise after the response in progress."""
+        if self.current is None:
+            self.close()
+
+
+def _address(info: Any) -> tuple[str, int] | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    return None

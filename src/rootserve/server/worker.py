@@ -1,0 +1,243 @@
+"""A worker: one event loop serving an ASGI app on sockets it was handed.
+
+How this works. `Server.serve()` runs lifespan startup, starts listening on the given
+sockets (bound by the caller, so a supervisor can share them across workers), logs one
+"Listening on ..." line per socket (the readiness signal tests and operators wait for) and
+waits for a stop request (SIGINT/SIGTERM, or `request_stop()`). Then it stops accepting,
+closes idle connections, gives requests in progress `timeout_graceful` seconds, cancels what
+is left, and runs lifespan shutdown. A reaper runs a few times a second and closes
+connections whose deadline (keep-alive idle or header read) has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
+from rootserve.config import Config
+from rootserve.observe.access import AccessLog, NullAccessLog, printable
+from rootserve.protocol.events import BadRequest
+from rootserve.protocol.rules import Limits
+from rootserve.server.connection import Connection
+from rootserve.types import ASGIApp
+
+__all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "Server", "ServerState", "new_event_loop"]
+
+logger = logging.getLogger("rootserve.error")
+
+EXIT_OK: Final = 0
+EXIT_STARTUP_FAILED: Final = 3
+MAX_TICK: Final = 1.0  # seconds between reaper passes, at most
+
+
+@dataclass(eq=False)
+class ServerState:
+    """What every connection of one worker shares."""
+
+    app: ASGIApp
+    loop: asyncio.AbstractEventLoop
+    limits: Limits
+    root_path: str
+    timeout_keep_alive: float
+    timeout_header: float
+    limit_concurrency: int
+    server_header: bytes | None
+    date_header: bool
+    access_log: AccessLog | NullAccessLog
+    lifespan_state: dict[str, Any] | None = None
+    connections: set[Connection] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    shutting_down: bool = False
+
+    def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        logger.info("%s - rejected: %d %s", who, event.status, printable(event.reason))
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """uvloop when asked for or, with `auto`, when importable; else asyncio's loop."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def describe(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    if sock.family == socket.AF_INET6:
+        return f"http://[{name[0]}]:{name[1]}"
+    return f"http://{name[0]}:{name[1]}"
+
+
+class Server:
+    """Serve `app` on `sockets` until asked to stop."""
+
+    def __init__(self, config: Config, app: ASGIApp, sockets: list[socket.socket]) -> None:
+        self.config = config
+        self.app = app
+        self.sockets = sockets
+        self.addresses: list[str] = []
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()  # set once listening: for tests and embedding
+        self.exit_code = EXIT_OK
+
+    def run(self) -> int:
+        """Run on a new event loop in this thread; return the exit code."""
+        loop = new_event_loop(self.config.loop)
+        try:
+            return loop.run_until_complete(self.serve())
+        finally:
+            loop.close()
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop; safe to call from any thread."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+
+    async def serve(self) -> int:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        lifespan: Lifespan | NullLifespan
+        if config.lifespan == "off":
+            lifespan = NullLifespan()
+        else:
+            lifespan = Lifespan(self.app, required=config.lifespan == "on")
+        try:
+            await lifespan.startup()
+        except LifespanFailed as exc:
+            logger.error("%s (fix the app's startup, or pass --lifespan off)", exc)
+            self.exit_code = EXIT_STARTUP_FAILED
+            return self.exit_code
+        state = ServerState(
+            app=self.app,
+            loop=loop,
+            limits=Limits(
+                max_request_line_bytes=config.max_request_line,
+                max_header_bytes=config.max_header_size,
+                max_header_count=config.max_header_count,
+                max_body_bytes=config.max_body_size,
+            ),
+            root_path=config.root_path,
+            timeout_keep_alive=config.timeout_keep_alive,
+            timeout_header=config.timeout_header,
+            limit_concurrency=config.limit_concurrency,
+            server_header=b"rootserve" if config.server_header else None,
+            date_header=config.date_header,
+            access_log=AccessLog() if config.access_log else NullAccessLog(),
+            lifespan_state=lifespan.state,
+        )
+        servers = []
+        for sock in self.sockets:
+            if sock.family == socket.AF_UNIX:
+                srv = await loop.create_unix_server(
+                    lambda: Connection(state), sock=sock, backlog=config.backlog
+                )
+            else:
+                srv = await loop.create_server(
+                    lambda: Connection(state), sock=sock, backlog=config.backlog
+                )
+            servers.append(srv)
+            self.addresses.append(describe(sock))
+        self._install_signal_handlers(loop)
+        reaper = _Reaper(state, _tick(config))
+        reaper.start()
+        for address in self.addresses:
+            logger.info("Listening on %s (press CTRL+C to stop)", address)
+        self.started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            logger.info("Shutting down")
+            await self._shutdown(state, servers)
+            reaper.stop()
+            await lifespan.shutdown()
+            self._remove_signal_handlers(loop)
+        return self.exit_code
+
+    async def _shutdown(self, state: ServerState, servers: list[asyncio.AbstractServer]) -> None:
+        state.shutting_down = True
+        for srv in servers:
+            srv.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        if state.tasks:
+            _, pending = await asyncio.wait(
+                list(state.tasks), timeout=self.config.timeout_graceful or None
+            )
+            if pending:
+                logger.warning(
+                    "Cancelling %d request(s) still running after %.1fs of graceful shutdown",
+                    len(pending),
+                    self.config.timeout_graceful,
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=5)
+        for conn in list(state.connections):
+            conn.close()
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded in a thread (tests): stopped through request_stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        assert self._stop is not None
+        if self._stop.is_set():
+            logger.warning("Second %s: stopping now", signal.Signals(sig).name)
+            for task in asyncio.all_tasks():
+                task.cancel()
+            return
+        self._stop.set()
+
+
+def _tick(config: Config) -> float:
+    timeouts = [t for t in (config.timeout_keep_alive, config.timeout_header) if t > 0]
+    return min([MAX_TICK, *(t / 4 for t in timeouts)])
+
+
+class _Reaper:
+    """Closes connections whose deadline has passed; one pass per tick."""
+
+    def __init__(self, state: ServerState, tick: float) -> None:
+        self.state = state
+        self.tick = tick
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._handle = self.state.loop.call_later(self.tick, self._run)
+
+    def _run(self) -> None:
+        now = self.state.loop.time()
+        for conn in [c for c in self.state.connections if c.deadline <= now]:
+            conn.on_deadline()
+        self.start()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
