@@ -1,4 +1,3 @@
 """rootserve: one server for WSGI and ASGI apps."""
 
 __version__ = "0.1.0"
-

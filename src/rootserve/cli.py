@@ -68,16 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
         names = [info.flag] + ([info.short] if info.short else [])
         if info.switch:
             text += f" (default: {'on' if info.default else 'off'})"
-            group.add_argument(*names, dest=info.name, action=argparse.BooleanOptionalAction, help=text)
+            group.add_argument(
+                *names, dest=info.name, action=argparse.BooleanOptionalAction, help=text
+            )
         elif info.repeat:
             group.add_argument(
-                *names, dest=info.name, action="append", type=_checked(info),
-                metavar=info.metavar, help=text,
+                *names,
+                dest=info.name,
+                action="append",
+                type=_checked(info),
+                metavar=info.metavar,
+                help=text,
             )
         else:
             group.add_argument(
-                *names, dest=info.name, type=_checked(info), choices=info.choices,
-                metavar=info.metavar, help=text,
+                *names,
+                dest=info.name,
+                type=_checked(info),
+                choices=info.choices,
+                metavar=info.metavar,
+                help=text,
             )
     parser.add_argument("--version", action="version", version=f"rootserve {__version__}")
     return parser

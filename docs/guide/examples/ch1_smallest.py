@@ -3,6 +3,7 @@
 Run it with `python ch1_smallest.py` and open http://127.0.0.1:8000/ in a browser.
 """
 
+import sys
 from wsgiref.simple_server import make_server
 
 
@@ -22,4 +23,4 @@ def main(port=8000):
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8000)

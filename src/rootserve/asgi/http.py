@@ -67,7 +67,6 @@ def _decode_path(raw: bytes) -> str:
 
 def build_scope(
     request: Request,
-    *,
     server: tuple[str, int] | None,
     client: tuple[str, int] | None,
     scheme: str,
@@ -118,9 +117,10 @@ class HTTPCycle:
         "request_complete",
         "scope",
         "status",
+        "task",
     )
 
-    def __init__(self, scope: Scope, channel: Channel, *, expect_continue: bool) -> None:
+    def __init__(self, scope: Scope, channel: Channel, expect_continue: bool) -> None:
         self.scope = scope
         self.channel = channel
         self._expect_continue = expect_continue
@@ -134,6 +134,7 @@ class HTTPCycle:
         self.disconnected = False
         self.request_complete = False
         self.status = 0
+        self.task: asyncio.Task[None] | None = None
 
     # -- fed by the server -------------------------------------------------------------
 
@@ -293,8 +294,16 @@ class HTTPCycle:
 
     # -- running the app ---------------------------------------------------------------
 
-    async def run(self, app: ASGIApp) -> None:
-        """Call the app for this request; answer 500 or close if it fails."""
+    async def run(self, app: ASGIApp, running: set[HTTPCycle]) -> None:
+        """Call the app for this request; answer 500 or close if it fails. The cycle
+        leaves `running` (the worker's set of cycles whose app call is in progress) when
+        the call is over."""
+        try:
+            await self._call(app)
+        finally:
+            running.discard(self)
+
+    async def _call(self, app: ASGIApp) -> None:
         try:
             result = await app(self.scope, self.receive, self.send)
         except BaseException as exc:

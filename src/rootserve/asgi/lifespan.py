@@ -122,5 +122,5 @@ class Lifespan:
             await asyncio.wait_for(self._task, timeout=5)
         except (TimeoutError, asyncio.CancelledError):
             pass
-        except Exception:  # noqa: S110 - already reported above through _error
+        except Exception:
             pass

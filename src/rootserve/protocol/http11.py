@@ -23,9 +23,9 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterable
 from email.utils import formatdate
-from typing import Final
+from typing import Final, NoReturn
 
 import httptools
 
@@ -42,6 +42,7 @@ from rootserve.protocol.events import (
     Response,
 )
 from rootserve.protocol.rules import (
+    _STATUS_LINES,
     FIELD_VALUE_FORBIDDEN,
     HOST,
     TOKEN,
@@ -54,10 +55,12 @@ __all__ = ["HTTP11Connection", "error_response"]
 
 _OWS: Final = b" \t"
 _HEADER_OVERHEAD: Final = 4  # ": " and CRLF around each field line
-_SPECIAL: Final = frozenset(
-    {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
-)
+_RARE: Final = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
 _NO_BODY_STATUS: Final = frozenset({204, 304})
+_FRAMING_FIELDS: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -82,29 +85,18 @@ class _Reject(Exception):
         self.reason = reason
 
 
-@dataclass(slots=True)
-class _Exchange:
-    """What the send side must know about a request to frame its response."""
-
-    head: bool
-    http10: bool
-    keep_alive: bool
-    framing: _Framing = _Framing.NONE
-    remaining: int = 0  # body bytes still owed under Content-Length framing
-    started: bool = False
-
-
 # RFC 9110 section 6.6.1: a server with a clock sends Date; one formatting per second.
-_date_second = 0
+_date_expires = 0.0
 _date_line = b""
 
 
 def _date_header() -> bytes:
-    global _date_second, _date_line
-    now = int(time.time())
-    if now != _date_second:
-        _date_second = now
-        _date_line = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+    global _date_expires, _date_line
+    now = time.time()
+    if now >= _date_expires:
+        second = int(now)
+        _date_expires = second + 1.0
+        _date_line = b"date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
     return _date_line
 
 
@@ -142,36 +134,43 @@ class HTTP11Connection:
         server_header: bytes | None = b"rootserve",
         date_header: bool = True,
     ) -> None:
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
+        self._max_url = limits.max_request_line_bytes
+        self._max_header_bytes = limits.max_header_bytes
+        self._max_header_count = limits.max_header_count
+        self._max_body = limits.max_body_bytes
+        self._max_raw_head = limits.max_header_bytes + limits.max_request_line_bytes
         self._server_line = b"server: " + server_header + b"\r\n" if server_header else b""
         self._add_date = date_header
         self._parser = httptools.HttpRequestParser(self)
         self._state = _Receive.OPEN
-        self._exchanges: deque[_Exchange] = deque()
         self._events: list[Event] = []
         self._reject: _Reject | None = None
+        # Where messages start, for telling a 400 method from a 501 one (see _sniff_start).
+        self._feeds = 0  # receive_data calls so far
+        self._begun_in = 0  # the feed in which the current message began
         self._completed = 0  # messages completed during the current feed
-        self._url_seen = False
-        self._prefix = b""  # bytes of the current message before its target (for sniffing)
+        self._idle = True  # between messages
+        self._prefix = b""  # the current message's bytes so far, while its method is read
         self._raw_head = 0  # bytes fed while a head is incomplete (bounds httptools' buffers)
         self._in_body = False
         self._last_had_body = False
         self.head_in_progress = False
-        self.last_keep_alive = False
-        self._reset_message()
-
-    def _reset_message(self) -> None:
+        self._host_checked = b""  # the last Host value found valid (keep-alive repeats it)
+        # The per-message fields, set anew in on_message_begin.
         self._url = b""
         self._headers: Headers = []
-        self._header_count = 0
         self._header_bytes = 0
         self._host: bytes | None = None
-        self._host_count = 0
-        self._content_length: bytes | None = None
-        self._transfer_encoding: bytes | None = None
-        self._expect: bytes | None = None
-        self._upgrade = b""
+        self._rare: dict[bytes, bytes] | None = None  # Content-Length, TE, Expect, Upgrade
         self._body_bytes = 0
+        # The response being sent: for the request at the head of `_requests`.
+        self._requests: deque[Request] = deque()
+        self._started = False
+        self._framing = _Framing.NONE
+        self._remaining = 0
+        self._keep_alive = False
+        self.last_keep_alive = False
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -188,6 +187,7 @@ class HTTP11Connection:
         events: list[Event] = []
         self._events = events
         self._completed = 0
+        self._feeds += 1
         if not self._in_body:
             self._raw_head += len(data)
         try:
@@ -195,7 +195,7 @@ class HTTP11Connection:
         except httptools.HttpParserInvalidMethodError:
             # RFC 9110 section 9.1: an unknown method is 501, a malformed one 400. llhttp
             # stops at the first byte that starts no method it knows, so read the token.
-            candidate = self._tail(data) if self._completed else self._prefix + data
+            candidate = self._sniff_start(data)
             self._state = _Receive.SNIFF_METHOD
             self._prefix = b""
             return self._sniff_method(candidate)
@@ -208,9 +208,9 @@ class HTTP11Connection:
                 # The HTTP/2 connection preface (RFC 9113 section 3.4) sent to HTTP/1.1.
                 return self._fail(505, "HTTP/2 is not supported on this listener")
             return self._fail(400, reason)
-        if not self._url_seen:
-            self._prefix = self._tail(data) if self._completed else self._prefix + data
-        if self._raw_head > self.limits.max_header_bytes + self.limits.max_request_line_bytes:
+        if not self._idle and not self._url:
+            self._prefix = self._sniff_start(data)  # the feed ended inside a method token
+        if self._raw_head > self._max_raw_head:
             return self._fail(431, "request head too large")
         return events
 
@@ -227,9 +227,14 @@ class HTTP11Connection:
                 if not data:
                     return
 
-    def _tail(self, data: bytes) -> bytes:
-        # After messages completed inside `data`, the next one starts after the head of the
-        # last of them: exact when they had no body, the only ones pipelined in practice.
+    def _sniff_start(self, data: bytes) -> bytes:
+        """The current message's bytes up to the end of `data`, while in its method."""
+        if self._begun_in != self._feeds:
+            return self._prefix + data  # it began in an earlier feed
+        if not self._completed:
+            return data
+        # Messages completed earlier in `data`: the current one starts after the head of
+        # the last of them (exact when they had no body, the only ones pipelined in practice).
         if self._last_had_body:
             return b""
         end = -4
@@ -247,7 +252,7 @@ class HTTP11Connection:
         if token and TOKEN.fullmatch(token) is None:
             return self._fail(400, "invalid method token")
         if space < 0:
-            if len(line) > self.limits.max_request_line_bytes:
+            if len(line) > self._max_url:
                 return self._fail(414, "request line too long")
             return []
         if not token:
@@ -260,7 +265,7 @@ class HTTP11Connection:
         self._events.append(BadRequest(status, reason))
         return self._events
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _refuse(self, status: int, reason: str) -> NoReturn:
         self._reject = _Reject(status, reason)
         raise self._reject
 
@@ -268,116 +273,112 @@ class HTTP11Connection:
 
     def on_message_begin(self) -> None:
         self.head_in_progress = True
-        self._url_seen = False
+        self._idle = False
+        self._begun_in = self._feeds
+        self._url = b""
+        self._headers = []
+        self._header_bytes = 0
+        self._host = None
+        self._rare = None
+        self._body_bytes = 0
 
     def on_url(self, piece: bytes) -> None:
-        self._url_seen = True
-        self._prefix = b""
         url = self._url + piece if self._url else piece
-        if len(url) > self.limits.max_request_line_bytes:
-            self._refuse(414, f"request target longer than {self.limits.max_request_line_bytes}")
+        if len(url) > self._max_url:
+            self._refuse(414, f"request target longer than {self._max_url} bytes")
         self._url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
         self._header_bytes += len(name) + len(value) + _HEADER_OVERHEAD
-        limits = self.limits
-        if self._header_count > limits.max_header_count:
-            self._refuse(431, f"more than {limits.max_header_count} header fields")
-        if self._header_bytes > limits.max_header_bytes:
-            self._refuse(431, f"header fields larger than {limits.max_header_bytes} bytes")
+        if self._header_bytes > self._max_header_bytes:
+            self._refuse(431, f"header fields larger than {self._max_header_bytes} bytes")
         if self._in_body:
             return  # a trailer section (RFC 9112 section 7.1.2): counted, not passed on
+        headers = self._headers
+        if len(headers) >= self._max_header_count:
+            self._refuse(431, f"more than {self._max_header_count} header fields")
         name = name.lower()
         if value and value[-1] in _OWS:
             value = value.rstrip(_OWS)  # RFC 9110 section 5.5: OWS is not part of the value
-        if name in _SPECIAL:
-            self._special_header(name, value)
-        self._headers.append((name, value))
-
-    def _special_header(self, name: bytes, value: bytes) -> None:
         if name == b"host":
-            self._host_count += 1
+            if self._host is not None:
+                # RFC 9112 section 3.2: more than one Host line is a 400.
+                self._refuse(400, "more than one Host header")
             self._host = value
-        elif name == b"content-length":
-            self._content_length = value
-        elif name == b"transfer-encoding":
-            te = self._transfer_encoding
-            self._transfer_encoding = value if te is None else te + b"," + value
-        elif name == b"expect":
-            self._expect = value.lower()
-        else:
-            self._upgrade = value
+        elif name in _RARE:
+            rare = self._rare
+            if rare is None:
+                rare = self._rare = {}
+            if name in rare:
+                # Several Transfer-Encoding lines form one list (RFC 9110 section 5.3).
+                value = rare[name] + b"," + value
+            rare[name] = value
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
+        http10 = version == "1.0"
+        if not http10 and version != "1.1":
             # RFC 9110 section 15.6.6; HTTP/0.9 has no headers to frame anything with.
             self._refuse(505, f"HTTP/{version} is not supported")
-        http10 = version == "1.0"
-        method = parser.get_method().decode("ascii")
-        if method == "CONNECT":
-            # RFC 9110 section 9.3.6: CONNECT asks for a tunnel; we are no proxy.
-            self._refuse(501, "CONNECT is not implemented")
+        method_bytes = parser.get_method()
+        method = _METHODS.get(method_bytes) or method_bytes.decode("ascii")
         target = self._url
         headers = self._headers
-        # RFC 9112 section 3.2: the request-target never carries a fragment.
-        if b"#" in target:
-            self._refuse(400, "request target has a fragment")
         if target[:1] == b"/":
             path, _, query = target.partition(b"?")
-        elif target == b"*":
-            # RFC 9112 section 3.2.4: asterisk-form is only for a server-wide OPTIONS.
-            if method != "OPTIONS":
-                self._refuse(400, "asterisk-form target is only for OPTIONS")
-            path, query = b"*", b""
+            # RFC 9112 section 3.2: the request-target never carries a fragment.
+            if b"#" in target:
+                self._refuse(400, "request target has a fragment")
         else:
-            path, query, headers = self._absolute_form(target, headers)
-        # RFC 9112 section 3.2: exactly one valid Host in an HTTP/1.1 request.
-        if self._host_count > 1:
-            self._refuse(400, "more than one Host header")
-        if self._host is None:
+            path, query, headers = self._other_form(method, target, headers)
+        # RFC 9112 section 3.2: exactly one valid Host in an HTTP/1.1 request (a second one
+        # was refused as it arrived).
+        host = self._host
+        if host is None:
             if not http10:
                 self._refuse(400, "HTTP/1.1 request without a Host header")
-        elif HOST.fullmatch(self._host) is None:
-            self._refuse(400, "invalid Host header")
-        chunked = False
-        if self._transfer_encoding is not None:
-            chunked = self._check_transfer_encoding(self._transfer_encoding, http10)
-        length = 0
-        if self._content_length is not None:
-            length = int(self._content_length)  # llhttp checked it is 1*DIGIT, only one
-        max_body = self.limits.max_body_bytes
-        if max_body and length > max_body:
-            self._refuse(413, f"body of {length} bytes is over the {max_body}-byte limit")
-        expect_continue = False
-        if self._expect is not None:
-            # RFC 9110 section 10.1.1: only 100-continue is defined; ignored in HTTP/1.0.
-            if self._expect != b"100-continue":
-                self._refuse(417, "only the 100-continue expectation is supported")
-            expect_continue = not http10 and (chunked or length > 0)
-        keep_alive = bool(parser.should_keep_alive())
-        self._events.append(
-            Request(
-                method,
-                target,
-                path,
-                query,
-                version,
-                headers,
-                keep_alive,
-                expect_continue,
-                chunked or length > 0,
-                self._upgrade,
-            )
+        elif host != self._host_checked:
+            if HOST.fullmatch(host) is None:
+                self._refuse(400, "invalid Host header")
+            self._host_checked = host
+        has_body = expect_continue = False
+        upgrade = b""
+        rare = self._rare
+        if rare is not None:
+            has_body, expect_continue, upgrade = self._framing_headers(rare, http10)
+        request = Request(
+            method,
+            target,
+            path,
+            query,
+            version,
+            headers,
+            bool(parser.should_keep_alive()),
+            expect_continue,
+            has_body,
+            upgrade,
         )
-        self._exchanges.append(_Exchange(method == "HEAD", http10, keep_alive))
+        self._events.append(request)
+        self._requests.append(request)
         self.head_in_progress = False
         self._in_body = True
         self._raw_head = 0
 
-    def _absolute_form(self, target: bytes, headers: Headers) -> tuple[bytes, bytes, Headers]:
+    def _other_form(
+        self, method: str, target: bytes, headers: Headers
+    ) -> tuple[bytes, bytes, Headers]:
+        if method == "CONNECT":
+            # RFC 9110 section 9.3.6: CONNECT asks for a tunnel; we are no proxy.
+            self._refuse(501, "CONNECT is not implemented")
+        if b"#" in target:
+            self._refuse(400, "request target has a fragment")  # RFC 9112 section 3.2
+        if target == b"*":
+            # RFC 9112 section 3.2.4: asterisk-form is only for a server-wide OPTIONS.
+            if method != "OPTIONS":
+                self._refuse(400, "asterisk-form target is only for OPTIONS")
+            return b"*", b"", headers
         # RFC 9112 section 3.2.2: an origin server takes the path from an absolute-form
         # target and the host from its authority, ignoring the Host header's value.
         scheme, sep, rest = target.partition(b"://")
@@ -397,42 +398,59 @@ class HTTP11Connection:
         headers.append((b"host", authority))
         return path or b"/", query, headers
 
-    def _check_transfer_encoding(self, value: bytes, http10: bool) -> bool:
-        # RFC 9112 section 6.1: HTTP/1.0 has no Transfer-Encoding; such framing is faulty.
-        if http10:
-            self._refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
-        codings = [c.strip().lower() for c in value.split(b",")]
-        # RFC 9112 section 6.3 (4): chunked must be the final coding, and is applied once
-        # (section 7); otherwise the body length cannot be known: 400 and close.
-        if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
-            self._refuse(400, "Transfer-Encoding must end with a single chunked")
-        if len(codings) > 1:
-            # RFC 9112 section 6.1: a transfer coding we do not understand is 501.
-            self._refuse(501, "transfer codings other than chunked are not implemented")
-        return True
+    def _framing_headers(self, rare: dict[bytes, bytes], http10: bool) -> tuple[bool, bool, bytes]:
+        """(has a body, expects 100-continue, Upgrade value) from the rarer headers."""
+        chunked = False
+        te = rare.get(b"transfer-encoding")
+        if te is not None:
+            # RFC 9112 section 6.1: HTTP/1.0 has no Transfer-Encoding; its framing is faulty.
+            if http10:
+                self._refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
+            codings = [c.strip().lower() for c in te.split(b",")]
+            # RFC 9112 section 6.3 (4): chunked must be the final coding, and is applied
+            # once (section 7); otherwise the body length cannot be known: 400 and close.
+            if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+                self._refuse(400, "Transfer-Encoding must end with a single chunked")
+            if len(codings) > 1:
+                # RFC 9112 section 6.1: a transfer coding we do not understand is 501.
+                self._refuse(501, "transfer codings other than chunked are not implemented")
+            chunked = True
+        length = 0
+        cl = rare.get(b"content-length")
+        if cl is not None:
+            length = int(cl)  # llhttp checked it is 1*DIGIT, and that there is only one
+            if self._max_body and length > self._max_body:
+                self._refuse(413, f"body of {length} bytes is over the {self._max_body}-byte limit")
+        has_body = chunked or length > 0
+        expect_continue = False
+        expect = rare.get(b"expect")
+        if expect is not None:
+            # RFC 9110 section 10.1.1: only 100-continue is defined; ignored in HTTP/1.0.
+            if expect.lower() != b"100-continue":
+                self._refuse(417, "only the 100-continue expectation is supported")
+            expect_continue = has_body and not http10
+        return has_body, expect_continue, rare.get(b"upgrade", b"")
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        max_body = self.limits.max_body_bytes
-        if max_body and self._body_bytes > max_body:
-            self._refuse(413, f"body over the {max_body}-byte limit")
+        if self._max_body and self._body_bytes > self._max_body:
+            self._refuse(413, f"body over the {self._max_body}-byte limit")
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
         self._events.append(END_OF_MESSAGE)
         self._completed += 1
+        self._idle = True
         self._raw_head = 0
-        self._last_had_body = self._body_bytes > 0
         self._in_body = False
-        self._url_seen = False
-        self._reset_message()
+        self._last_had_body = self._body_bytes > 0
 
     # -- sending -------------------------------------------------------------------------
 
     @property
     def pending_responses(self) -> int:
         """Requests received and not yet answered to the end."""
-        return len(self._exchanges)
+        return len(self._requests)
 
     def send(self, event: Response | InformationalResponse | Data | EndOfMessage) -> bytes:
         """The bytes for one outgoing event."""
@@ -446,143 +464,187 @@ class HTTP11Connection:
             return self.send_informational(event.status, event.headers)
         raise LocalProtocolError(f"cannot send {event!r}")
 
-    def _exchange(self) -> _Exchange:
-        if not self._exchanges:
+    def _request(self) -> Request:
+        if not self._requests:
             raise LocalProtocolError("no request is waiting for a response")
-        return self._exchanges[0]
+        return self._requests[0]
 
     def send_informational(self, status: int, headers: Headers | None = None) -> bytes:
-        exchange = self._exchange()
-        if exchange.started:
+        request = self._request()
+        if self._started:
             raise LocalProtocolError("a 1xx response cannot follow the final response")
         if not 100 <= status < 200 or status == 101:
             raise LocalProtocolError(f"{status} is not an informational status we can send")
-        if exchange.http10:
+        if request.http_version == "1.0":
             return b""  # RFC 9110 section 15.2: no 1xx to an HTTP/1.0 client
         if status == 100 and not headers:
             return _CONTINUE
-        return status_line(status) + self._field_lines(headers or []) + b"\r\n"
+        lines = [status_line(status)]
+        for name, value in headers or ():
+            lines.append(name + b": " + value + b"\r\n")
+        lines.append(b"\r\n")
+        head = b"".join(lines)
+        _check_splitting(head, len(lines), 0, headers or ())
+        return head
 
-    def send_response(self, status: int, headers: Headers, body: bytes | None = None) -> bytes:
+    def send_response(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes | None = None
+    ) -> bytes:
         """The head of the final response. With `body`, the whole response: the body is
         complete, so it is framed with Content-Length when the app gave none."""
-        exchange = self._exchange()
-        if exchange.started:
+        try:
+            request = self._requests[0]
+        except IndexError:
+            raise LocalProtocolError("no request is waiting for a response") from None
+        if self._started:
             raise LocalProtocolError("the response was already started")
-        if not 200 <= status <= 999:
-            raise LocalProtocolError(f"final status must be 200-999, got {status!r}")
-        exchange.started = True
+        line = _STATUS_LINES.get(status)
+        if line is None:
+            if type(status) is not int or not 200 <= status <= 999:
+                raise LocalProtocolError(f"final status must be 200-999, got {status!r}")
+            line = status_line(status)
+        self._started = True
+        http10 = request.http_version == "1.0"
+        keep_alive = request.keep_alive and self._state is _Receive.OPEN
         length: int | None = None
-        keep_alive = exchange.keep_alive
-        lines: list[bytes] = [status_line(status)]
+        lines = [line]
         add = lines.append
         for name, value in headers:
-            if TOKEN.fullmatch(name) is None or FIELD_VALUE_FORBIDDEN.search(value) is not None:
-                raise LocalProtocolError(
-                    f"header {name!r} has a name that is not a token or a value with CR, LF"
-                    " or NUL (RFC 9110 section 5; refused to prevent response splitting)"
-                )
+            if name not in _GOOD_NAMES:
+                _check_name(name)
             lname = name.lower()
-            if lname == b"content-length":
-                if not value.isdigit() or length is not None:
-                    raise LocalProtocolError(f"invalid content-length {value!r}")
-                length = int(value)
-                if status == 204:
-                    continue  # RFC 9110 section 8.6: never in a 204
-            elif lname == b"transfer-encoding":
-                continue  # framing is ours to decide (RFC 9112 section 6.1)
-            elif lname == b"connection":
-                if b"close" in value.lower():
-                    keep_alive = False
-                continue  # re-added below to match our decision
+            if lname in _FRAMING_FIELDS:
+                if lname == b"content-length":
+                    if not value.isdigit() or length is not None:
+                        raise LocalProtocolError(f"invalid or repeated content-length {value!r}")
+                    length = int(value)
+                    if status == 204:
+                        continue  # RFC 9110 section 8.6: never in a 204
+                elif lname == b"connection":
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue  # re-added below to match our decision
+                else:
+                    continue  # transfer-encoding: framing is ours (RFC 9112 section 6.1)
             add(name + b": " + value + b"\r\n")
         if self._server_line:
             add(self._server_line)
         if self._add_date:
             add(_date_header())
-        if exchange.head or status in _NO_BODY_STATUS:
+        if request.method == "HEAD" or status in _NO_BODY_STATUS:
             # RFC 9110 section 6.4.1: no content, whatever the headers say.
-            exchange.framing = _Framing.NONE
-            if body is not None and length is None and exchange.head:
+            self._framing = _Framing.NONE
+            if body is not None and length is None and status not in _NO_BODY_STATUS:
                 add(b"content-length: %d\r\n" % len(body))
             body = None
         elif length is not None:
-            exchange.framing = _Framing.LENGTH
-            exchange.remaining = length
+            self._framing = _Framing.LENGTH
+            if body is not None and len(body) > length:
+                raise LocalProtocolError(f"{len(body)} body bytes for a Content-Length of {length}")
+            self._remaining = length - len(body) if body else length
         elif body is not None:
-            exchange.framing = _Framing.LENGTH
-            exchange.remaining = len(body)
+            self._framing = _Framing.LENGTH
+            self._remaining = 0
             add(b"content-length: %d\r\n" % len(body))
-        elif not exchange.http10:
-            exchange.framing = _Framing.CHUNKED
+        elif not http10:
+            self._framing = _Framing.CHUNKED
             add(b"transfer-encoding: chunked\r\n")
         else:
             # RFC 9112 section 6.3 (8): an HTTP/1.0 client reads to the close.
-            exchange.framing = _Framing.CLOSE
+            self._framing = _Framing.CLOSE
             keep_alive = False
-        exchange.keep_alive = keep_alive
+        self._keep_alive = keep_alive
         if not keep_alive:
             add(b"connection: close\r\n")
-        elif exchange.http10:
+        elif http10:
             add(b"connection: keep-alive\r\n")  # RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
         add(b"\r\n")
+        line_count = len(lines)
         if body:
-            lines.append(self.send_data(body))
-        return b"".join(lines)
-
-    def _field_lines(self, headers: Headers) -> bytes:
-        out = []
-        for name, value in headers:
-            if TOKEN.fullmatch(name) is None or FIELD_VALUE_FORBIDDEN.search(value) is not None:
-                raise LocalProtocolError(f"invalid header {name!r} (RFC 9110 section 5)")
-            out.append(name + b": " + value + b"\r\n")
-        return b"".join(out)
+            add(body)
+        data = b"".join(lines)
+        _check_splitting(data, line_count, len(body) if body else 0, headers)
+        return data
 
     def send_data(self, data: bytes) -> bytes:
         """Body bytes of the current response, framed."""
-        exchange = self._exchange()
-        if not exchange.started:
+        if not self._started:
             raise LocalProtocolError("body sent before the response head")
-        framing = exchange.framing
+        framing = self._framing
+        if framing is _Framing.LENGTH:
+            if len(data) > self._remaining:
+                raise LocalProtocolError(
+                    f"{self._remaining} body bytes were left under Content-Length, got {len(data)}"
+                )
+            self._remaining -= len(data)
+            return data
         if framing is _Framing.CHUNKED:
             if not data:
                 return b""  # an empty chunk would end the body (RFC 9112 section 7.1)
             return b"%x\r\n%b\r\n" % (len(data), data)
-        if framing is _Framing.LENGTH:
-            if len(data) > exchange.remaining:
-                raise LocalProtocolError(
-                    f"{exchange.remaining} body bytes were left under Content-Length, "
-                    f"got {len(data)}"
-                )
-            exchange.remaining -= len(data)
-            return data
         if framing is _Framing.CLOSE:
             return data
         return b""
 
     def send_end(self) -> bytes:
-        """Finish the current response. Then `keep_alive` says whether to read the next."""
-        exchange = self._exchange()
-        if not exchange.started:
+        """Finish the current response; then `last_keep_alive` says whether to go on."""
+        if not self._started:
             raise LocalProtocolError("response ended before it started")
-        self._exchanges.popleft()
-        self.last_keep_alive = exchange.keep_alive and self._state is _Receive.OPEN
-        if exchange.framing is _Framing.CHUNKED:
+        self._requests.popleft()
+        self._started = False
+        self.last_keep_alive = self._keep_alive and self._state is _Receive.OPEN
+        framing = self._framing
+        if framing is _Framing.CHUNKED:
             return b"0\r\n\r\n"
-        if exchange.framing is _Framing.LENGTH and exchange.remaining:
-            # RFC 9112 section 6.3: the client will wait for bytes that never come;
+        if framing is _Framing.LENGTH and self._remaining:
+            # RFC 9112 section 6.3: the client would wait for bytes that never come;
             # closing is the only way to tell it the response is incomplete.
             self.last_keep_alive = False
             raise LocalProtocolError(
-                f"response ended {exchange.remaining} bytes short of its Content-Length"
+                f"response ended {self._remaining} bytes short of its Content-Length"
             )
         return b""
 
     def abandon(self) -> None:
-        """Forget the current response (the connection is being closed mid-response)."""
-        if self._exchanges:
-            self._exchanges.popleft()
+        """Forget the current response (answered by `error_response`, or cut off)."""
+        if self._requests:
+            self._requests.popleft()
+        self._started = False
 
     def error_response(self, status: int, reason: str) -> bytes:
         """An error answer for a BadRequest or a failure before the app answered."""
         return error_response(status, reason, server_header=self._server_line)
+
+
+# Header names already found to be tokens: apps send the same few names again and again.
+_GOOD_NAMES: set[bytes] = set()
+_GOOD_NAMES_MAX: Final = 1024
+
+
+def _check_name(name: bytes) -> None:
+    if type(name) is not bytes or TOKEN.fullmatch(name) is None:
+        raise LocalProtocolError(f"header name {name!r} is not a token (RFC 9110 section 5.1)")
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
+        _GOOD_NAMES.add(name)
+
+
+def _check_splitting(
+    data: bytes, line_count: int, body_length: int, headers: Iterable[tuple[bytes, bytes]]
+) -> None:
+    # Response splitting (RFC 9110 section 5.5, RFC 9112 section 2.2): a CR, LF or NUL in a
+    # value would add lines of the attacker's choosing. Counting the line ends of the joined
+    # head checks every field at once; only when the count is off is the culprit looked for.
+    end = len(data) - body_length
+    if (
+        data.count(b"\n", 0, end) == line_count
+        and data.count(b"\r", 0, end) == line_count
+        and data.find(b"\0", 0, end) < 0
+    ):
+        return
+    for name, value in headers:
+        if FIELD_VALUE_FORBIDDEN.search(value) is not None:
+            raise LocalProtocolError(
+                f"header {name!r} has CR, LF or NUL in its value (refused: response "
+                "splitting, RFC 9110 section 5.5)"
+            )
+    raise LocalProtocolError("response head has a stray CR, LF or NUL")

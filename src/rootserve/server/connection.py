@@ -166,13 +166,13 @@ class Connection(asyncio.Protocol):
         state = self.state
         scope = build_scope(
             request,
-            server=self.server_addr,
-            client=self.client_addr,
-            scheme="http",
-            root_path=state.root_path,
-            state=state.lifespan_state,
+            self.server_addr,
+            self.client_addr,
+            "http",
+            state.root_path,
+            state.lifespan_state,
         )
-        cycle = HTTPCycle(scope, self, expect_continue=request.expect_continue)
+        cycle = HTTPCycle(scope, self, request.expect_continue)
         if request.has_body:
             self.receiving = cycle
         else:
@@ -189,16 +189,15 @@ class Connection(asyncio.Protocol):
         self.current = cycle
         self.deadline = NO_DEADLINE
         self.deadline_kind = "busy"
-        if state.limit_concurrency and len(state.tasks) >= state.limit_concurrency:
+        if state.limit_concurrency and len(state.running) >= state.limit_concurrency:
             # Over the limit: answer 503 without calling the app (RFC 9110 15.6.4).
             self.proto.abandon()
             self.write(self.proto.error_response(503, "server at its concurrency limit"))
             cycle.status = 503
             self.response_complete(False)
             return
-        task = state.loop.create_task(cycle.run(state.app))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        state.running.add(cycle)
+        cycle.task = state.loop.create_task(cycle.run(state.app, state.running))
 
     def _start_next(self) -> None:
         item = self.pipeline.popleft()

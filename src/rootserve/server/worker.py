@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from rootserve.asgi.http import HTTPCycle
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.config import Config
 from rootserve.observe.access import AccessLog, NullAccessLog, printable
@@ -52,7 +53,7 @@ class ServerState:
     access_log: AccessLog | NullAccessLog
     lifespan_state: dict[str, Any] | None = None
     connections: set[Connection] = field(default_factory=set)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    running: set[HTTPCycle] = field(default_factory=set)  # app calls in progress
     shutting_down: bool = False
 
     def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
@@ -94,6 +95,7 @@ class Server:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()  # set once listening: for tests and embedding
+        self.stopped = threading.Event()  # set once serve() has returned
         self.exit_code = EXIT_OK
 
     def run(self) -> int:
@@ -101,8 +103,11 @@ class Server:
         loop = new_event_loop(self.config.loop)
         try:
             return loop.run_until_complete(self.serve())
+        except asyncio.CancelledError:
+            return self.exit_code  # a second CTRL+C cancelled everything
         finally:
             loop.close()
+            self.stopped.set()
 
     def request_stop(self) -> None:
         """Ask for a graceful stop; safe to call from any thread."""
@@ -178,10 +183,9 @@ class Server:
             srv.close()
         for conn in list(state.connections):
             conn.shutdown()
-        if state.tasks:
-            _, pending = await asyncio.wait(
-                list(state.tasks), timeout=self.config.timeout_graceful or None
-            )
+        tasks = [cycle.task for cycle in state.running if cycle.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.timeout_graceful or None)
             if pending:
                 logger.warning(
                     "Cancelling %d request(s) still running after %.1fs of graceful shutdown",

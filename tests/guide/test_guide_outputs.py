@@ -1,0 +1,67 @@
+"""Every output block a page shows is produced by running its example here and comparing."""
+
+import re
+
+import pytest
+from guide_support import EXAMPLES, GUIDE, OUTPUT, normalise, run_example
+
+# example script (relative to docs/guide/examples) -> the output file a page shows
+SCRIPT_OUTPUTS = {
+    "ch1_call_by_hand.py": "ch1_call_by_hand.txt",
+    "ch2_demo.py": "ch2_demo.txt",
+    "ch2_compare.py": "ch2_compare.txt",
+    "ch3_demo.py": "ch3_demo.txt",
+    "ch3_stack.py": "ch3_stack.txt",
+    "ch3_validate.py": "ch3_validate.txt",
+    "answers/ch1_ex1.py": "ch1_ex1.txt",
+    "answers/ch1_ex2.py": "ch1_ex2.txt",
+    "answers/ch2_ex1.py": "ch2_ex1.txt",
+    "answers/ch2_ex2.py": "ch2_ex2.txt",
+    "answers/ch2_ex3.py": "ch2_ex3.txt",
+    "answers/ch3_ex1.py": "ch3_ex1.txt",
+    "answers/ch3_ex2.py": "ch3_ex2.txt",
+}
+
+# Output files compared by other tests, which also check what the numbers must show.
+TESTED_ELSEWHERE = {
+    "ch2_hello_server.txt": "test_guide_serving.py",
+    "ch2_hello_curl.txt": "test_guide_serving.py",
+    "ch4_measure.txt": "test_guide_ch4.py",
+    "ch4_ex1.txt": "test_guide_ch4.py",
+    "ch4_ex2.txt": "test_guide_ch4.py",
+}
+
+INCLUDE = re.compile(r'^\s*-{1,}8<-{1,}\s+"([^"]+)"', re.MULTILINE)
+
+
+def included_files():
+    """Every file a page of the guide includes with pymdownx.snippets, relative to the repo."""
+    found = set()
+    for page in GUIDE.rglob("*.md"):
+        found.update(INCLUDE.findall(page.read_text(encoding="utf-8")))
+    return found
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_OUTPUTS))
+def test_output_shown_on_the_page_is_what_the_example_prints(script):
+    expected = (OUTPUT / SCRIPT_OUTPUTS[script]).read_text(encoding="utf-8")
+    assert normalise(run_example(script)) == normalise(expected)
+
+
+def test_every_output_file_is_compared_by_a_test():
+    on_disk = {path.name for path in OUTPUT.glob("*.txt")}
+    assert on_disk == set(SCRIPT_OUTPUTS.values()) | set(TESTED_ELSEWHERE)
+
+
+def test_every_output_file_and_example_is_shown_on_a_page():
+    shown = included_files()
+    repo = EXAMPLES.parents[2]
+    for path in sorted(EXAMPLES.rglob("*")):
+        if path.suffix in {".py", ".txt"} and "__pycache__" not in path.parts:
+            assert str(path.relative_to(repo)) in shown, f"no page includes {path.name}"
+
+
+def test_every_included_file_exists():
+    repo = EXAMPLES.parents[2]
+    for name in included_files():
+        assert (repo / name.split(":")[0]).is_file(), name

@@ -1,0 +1,105 @@
+"""Replay every corpus case through `HTTP11Connection`, whole, line by line, byte by byte and
+in random chunks (fixed seeds), and compare the normalised events with the case file.
+
+A valid case gives its requests, complete and in order, then `ConnectionClosed` at EOF.
+An invalid case gives the good requests before it, perhaps the head of the failing request,
+then one `BadRequest` with the expected status, and nothing at all after that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rootserve.protocol.rules import Limits
+
+from ._corpus import (
+    CASE_KEYS,
+    FEEDS,
+    REQUEST_KEYS,
+    Case,
+    chunks_for,
+    complete,
+    load_cases,
+    normalise,
+    replay,
+)
+
+VALID = load_cases("valid")
+INVALID = load_cases("invalid")
+STATUSES = {400, 413, 414, 417, 431, 501, 505}
+
+
+def _params(cases: list[Case]) -> list[Any]:
+    params = []
+    for case in cases:
+        for feed in FEEDS:
+            marks = []
+            if case.fails_under(feed):
+                reason = case.xfail["reason"] if case.xfail else ""
+                marks.append(pytest.mark.xfail(strict=True, reason=reason))
+            params.append(pytest.param(case, feed, id=f"{case.name}-{feed}", marks=marks))
+    return params
+
+
+def test_corpus_size() -> None:
+    assert len(VALID) >= 60
+    assert len(INVALID) >= 80
+
+
+@pytest.mark.parametrize("case", VALID + INVALID, ids=lambda c: f"{c.kind}/{c.name}")
+def test_case_file_is_well_formed(case: Case) -> None:
+    assert set(case.data) <= CASE_KEYS
+    assert case.description
+    assert case.raw
+    for request in case.requests:
+        assert set(request) == REQUEST_KEYS
+    if case.kind == "valid":
+        assert case.status is None and case.partial is None
+    else:
+        assert case.status in STATUSES
+        if case.partial is not None:
+            assert set(case.partial) == REQUEST_KEYS
+    if case.xfail is not None:
+        assert case.xfail["reason"]
+        assert set(case.xfail.get("feeds", FEEDS)) <= set(FEEDS)
+
+
+@pytest.mark.parametrize(("case", "feed"), _params(VALID))
+def test_valid(case: Case, feed: str) -> None:
+    chunks = chunks_for(case.raw, feed)
+    assert b"".join(chunks) == case.raw
+    _, events = replay(chunks, case.limits)
+    assert normalise(events) == [complete(r) for r in case.requests] + ["closed"]
+
+
+@pytest.mark.parametrize(("case", "feed"), _params(INVALID))
+def test_invalid(case: Case, feed: str) -> None:
+    chunks = chunks_for(case.raw, feed)
+    assert b"".join(chunks) == case.raw
+    conn, events = replay(chunks, case.limits)
+    got = normalise(events)
+    done = len(case.requests)
+    assert got[:done] == [complete(r) for r in case.requests]
+    rest = got[done:]
+    if case.partial is not None:
+        assert rest, "the head of the failing request did not come out"
+        head = rest.pop(0)
+        assert isinstance(head, dict)
+        body = head.pop("body")
+        expected = dict(case.partial)
+        most = expected.pop("body")
+        assert head == {**expected, "complete": False}
+        assert most.startswith(body), f"body {body!r} is not a prefix of {most!r}"
+    # Exactly one BadRequest, last: EOF (fed by `replay`) gave nothing after it.
+    assert rest == [{"bad_request": case.status}]
+    # Nothing more is parsed once the request was refused.
+    assert conn.receive_data(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n") == []
+    assert conn.receive_data(b"") == []
+
+
+def test_limits_in_cases_are_real_fields() -> None:
+    # A misspelt limit would raise TypeError at load time; this names the fields used.
+    used = {key for case in VALID + INVALID for key in case.data.get("limits", {})}
+    assert used <= set(Limits.__dataclass_fields__)
