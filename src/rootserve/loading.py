@@ -121,9 +121,9 @@ def detect_interface(app: Any) -> str:
     if inspect.iscoroutinefunction(app):
         return "asgi"
     call = getattr(app, "__call__", None)  # noqa: B004 - we want the method itself
-    if not inspect.isfunction(app) and not inspect.ismethod(app) and not inspect.isclass(app):
-        if call is not None and inspect.iscoroutinefunction(call):
-            return "asgi"
+    plain_object = not (inspect.isfunction(app) or inspect.ismethod(app) or inspect.isclass(app))
+    if plain_object and call is not None and inspect.iscoroutinefunction(call):
+        return "asgi"
     try:
         signature = inspect.signature(app)
     except (TypeError, ValueError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ __all__ = [
     "CORPUS",
     "FEEDS",
     "Case",
+    "check_invalid",
+    "check_valid",
     "chunks_for",
     "load_cases",
     "normalise",
@@ -191,6 +193,33 @@ def complete(request: dict[str, Any]) -> dict[str, Any]:
     return {**request, "complete": True}
 
 
-def iter_all_cases() -> Iterator[Case]:
-    yield from load_cases("valid")
-    yield from load_cases("invalid")
+def check_valid(case: Case, chunks: list[bytes]) -> None:
+    """Its requests come out complete and in order, then ConnectionClosed at EOF."""
+    assert b"".join(chunks) == case.raw
+    _, events = replay(chunks, case.limits)
+    assert normalise(events) == [complete(r) for r in case.requests] + ["closed"]
+
+
+def check_invalid(case: Case, chunks: list[bytes]) -> None:
+    """The good requests before it, perhaps the head of the failing one, then exactly one
+    BadRequest with the case's status; nothing after it, not even for EOF or more bytes."""
+    assert b"".join(chunks) == case.raw
+    conn, events = replay(chunks, case.limits)
+    got = normalise(events)
+    done = len(case.requests)
+    assert got[:done] == [complete(r) for r in case.requests]
+    rest = got[done:]
+    if case.partial is not None:
+        assert rest, "the head of the failing request did not come out"
+        head = rest.pop(0)
+        assert isinstance(head, dict), head
+        body = head.pop("body")
+        expected = dict(case.partial)
+        most = expected.pop("body")
+        assert head == {**expected, "complete": False}
+        assert most.startswith(body), f"body {body!r} is not a prefix of {most!r}"
+    # Exactly one BadRequest, last: EOF (fed by `replay`) gave nothing after it.
+    assert rest == [{"bad_request": case.status}]
+    # Nothing more is parsed once the request was refused.
+    assert conn.receive_data(b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n") == []
+    assert conn.receive_data(b"") == []

@@ -305,7 +305,7 @@ class HTTPCycle:
 
     async def _call(self, app: ASGIApp) -> None:
         try:
-            result = await app(self.scope, self.receive, self.send)
+            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
             if isinstance(exc, ClientDisconnected) or (
                 self.disconnected and isinstance(exc, OSError)

@@ -149,7 +149,7 @@ class Server:
             access_log=AccessLog() if config.access_log else NullAccessLog(),
             lifespan_state=lifespan.state,
         )
-        servers = []
+        servers: list[asyncio.Server] = []
         for sock in self.sockets:
             if sock.family == socket.AF_UNIX:
                 srv = await loop.create_unix_server(
@@ -177,7 +177,7 @@ class Server:
             self._remove_signal_handlers(loop)
         return self.exit_code
 
-    async def _shutdown(self, state: ServerState, servers: list[asyncio.AbstractServer]) -> None:
+    async def _shutdown(self, state: ServerState, servers: list[asyncio.Server]) -> None:
         state.shutting_down = True
         for srv in servers:
             srv.close()

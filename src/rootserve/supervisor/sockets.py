@@ -13,10 +13,7 @@ class BindError(Exception):
     """An address that cannot be listened on; the message names the address and the fix."""
 
 
-Address = tuple[str, str | int]  # ("unix", path) | ("fd", n) | ("tcp", "host:port")
-
-
-def parse_address(text: str) -> tuple[str, object]:
+def parse_address(text: str) -> tuple[str, str | int | tuple[str, int]]:
     """`unix:PATH`, `fd://N`, `[v6]:PORT` or `HOST:PORT` (HOST may be empty: all IPv4)."""
     if text.startswith("unix:"):
         path = text[5:]
@@ -100,14 +97,13 @@ def bind_all(addresses: list[str], backlog: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for text in addresses:
-            kind, where = parse_address(text)
-            if kind == "unix":
-                sockets.append(_unix(str(where), backlog))
-            elif kind == "fd":
-                sockets.append(_fd(int(where)))  # type: ignore[call-overload]
+            _kind, where = parse_address(text)
+            if isinstance(where, tuple):
+                sockets.append(_tcp(where[0], where[1], backlog))
+            elif isinstance(where, int):
+                sockets.append(_fd(where))
             else:
-                host, port = where  # type: ignore[misc]
-                sockets.append(_tcp(host, port, backlog))
+                sockets.append(_unix(where, backlog))
     except BindError:
         for sock in sockets:
             sock.close()
