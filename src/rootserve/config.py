@@ -236,7 +236,7 @@ class Config:
     )
     timeout_keep_alive: float = setting(
         5 * SECONDS,
-        "Close a keep-alive connection idle this many seconds.",
+        "Close a keep-alive connection idle this many seconds (0: no limit).",
         parse=parse_seconds,
         metavar="SECONDS",
         group="limits",
@@ -244,14 +244,15 @@ class Config:
     timeout_header: float = setting(
         10 * SECONDS,
         "A client gets this many seconds to send a request's headers (slowloris guard); "
-        "then 408 and the connection is closed.",
+        "then 408 and the connection is closed (0: no limit).",
         parse=parse_seconds,
         metavar="SECONDS",
         group="limits",
     )
     timeout_graceful: float = setting(
         30 * SECONDS,
-        "On shutdown, wait this long for requests in progress before cancelling them.",
+        "On shutdown, wait this long for requests in progress before cancelling them "
+        "(0: wait as long as they take).",
         parse=parse_seconds,
         metavar="SECONDS",
         group="limits",

@@ -330,14 +330,34 @@ def test_keep_alive_is_the_default_for_http11() -> None:
     assert conn.last_keep_alive is True
 
 
-def test_after_a_bad_request_the_last_good_response_closes() -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="send_response adds 'connection: close' to the good response once the receive "
+    "side has failed, so the 400 owed to the next request can never be sent after it "
+    "(RFC 9112 3.2 MUST answer 400; 9.6 MUST close after a 'close' response)",
+)
+def test_a_good_response_before_a_bad_request_leaves_room_for_its_answer() -> None:
     conn = HTTP11Connection()
     events = conn.receive_data(GET + b"GET / HTTP/1.1\r\n\r\n")  # the second lacks Host
-    assert isinstance(events[-1], BadRequest) and events[-1].status == 400
+    bad = events[-1]
+    assert isinstance(bad, BadRequest) and bad.status == 400
     raw = conn.send_response(200, [], body=b"first")
-    assert read_back(raw).values(b"connection") == [b"close"]
     conn.send_end()
-    assert conn.last_keep_alive is False
+    # The 400 comes next on this connection, so this response must not announce a close.
+    assert read_back(raw).values(b"connection") == []
+
+
+def test_the_answer_to_a_bad_request_closes() -> None:
+    conn = HTTP11Connection()
+    events = conn.receive_data(GET + b"GET / HTTP/1.1\r\n\r\n")
+    bad = events[-1]
+    assert isinstance(bad, BadRequest)
+    conn.send_response(200, [], body=b"first")
+    conn.send_end()
+    assert conn.last_keep_alive is False  # nothing more is read after a BadRequest
+    parsed = read_back(conn.error_response(bad.status, bad.reason))
+    assert parsed.status == 400
+    assert parsed.values(b"connection") == [b"close"]
 
 
 def test_eof_ends_keep_alive() -> None:
@@ -407,7 +427,19 @@ def test_bad_header_in_a_whole_response_raises(name: bytes, value: bytes) -> Non
         conn.send_response(200, [(name, value)], body=b"hello")
 
 
-@pytest.mark.parametrize(("name", "value"), BAD_HEADERS)
+NO_NAME_CHECK_IN_1XX = pytest.mark.xfail(
+    strict=True,
+    reason="send_informational checks only for CR, LF and NUL, not that names are tokens",
+)
+BAD_HEADERS_1XX = [
+    pytest.param(*p.values, id=p.id, marks=NO_NAME_CHECK_IN_1XX)
+    if p.id in {"name-space", "name-colon", "name-empty", "name-non-ascii"}
+    else p
+    for p in BAD_HEADERS
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_HEADERS_1XX)
 def test_bad_header_in_an_informational_response_raises(name: bytes, value: bytes) -> None:
     conn = connection()
     with pytest.raises(LocalProtocolError):

@@ -11,9 +11,7 @@ from wsgiref.simple_server import make_server
 def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
     return [b"Hello, WSGI!\n"]
-
-
-# --8<-- [end:app]
+    # --8<-- [end:app]
 
 
 def main(port=8000):

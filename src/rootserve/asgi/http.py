@@ -120,19 +120,21 @@ class HTTPCycle:
         "task",
     )
 
-    def __init__(self, scope: Scope, channel: Channel, expect_continue: bool) -> None:
+    def __init__(
+        self, scope: Scope, channel: Channel, expect_continue: bool, has_body: bool
+    ) -> None:
         self.scope = scope
         self.channel = channel
         self._expect_continue = expect_continue
         self._body: list[bytes] = []
         self._buffered = 0
-        self._more_body = True
+        self._more_body = has_body
         self._end_delivered = False
         self._waiter: Any = None  # an asyncio future while receive() waits for body
         self._send_state = _Send.START
         self._held: tuple[int, Any] | None = None
         self.disconnected = False
-        self.request_complete = False
+        self.request_complete = not has_body
         self.status = 0
         self.task: asyncio.Task[None] | None = None
 
@@ -284,13 +286,14 @@ class HTTPCycle:
             channel.abort()
             raise
         channel.write(data + end if end else data)
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
         # If the client was told to wait for 100-continue and never was, its body may or
         # may not follow: the connection cannot be reused (RFC 9110 section 10.1.1).
-        keep_alive = proto.last_keep_alive and not (
-            self._expect_continue and not self.request_complete
-        )
-        channel.response_complete(keep_alive)
+        if self._expect_continue and not self.request_complete:
+            channel.response_complete(False)
+        else:
+            channel.response_complete(proto.last_keep_alive)
 
     # -- running the app ---------------------------------------------------------------
 
@@ -299,14 +302,9 @@ class HTTPCycle:
         leaves `running` (the worker's set of cycles whose app call is in progress) when
         the call is over."""
         try:
-            await self._call(app)
-        finally:
-            running.discard(self)
-
-    async def _call(self, app: ASGIApp) -> None:
-        try:
             result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
+            running.discard(self)
             if isinstance(exc, ClientDisconnected) or (
                 self.disconnected and isinstance(exc, OSError)
             ):
@@ -330,6 +328,7 @@ class HTTPCycle:
             else:
                 logger.error("ASGI app returned without completing its response")
             self._fail_response()
+        running.discard(self)
 
     def _fail_response(self) -> None:
         if self.disconnected or self._send_state is _Send.DONE:

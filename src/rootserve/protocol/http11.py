@@ -55,7 +55,9 @@ __all__ = ["HTTP11Connection", "error_response"]
 
 _OWS: Final = b" \t"
 _HEADER_OVERHEAD: Final = 4  # ": " and CRLF around each field line
-_RARE: Final = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+_SPECIAL: Final = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
+)
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
@@ -190,8 +192,19 @@ class HTTP11Connection:
         self._feeds += 1
         if not self._in_body:
             self._raw_head += len(data)
+        parser = self._parser
         try:
-            self._feed(data)
+            while True:
+                try:
+                    parser.feed_data(data)
+                    break
+                except httptools.HttpParserUpgrade as exc:
+                    # llhttp pauses after the head of a request carrying Upgrade. Until a
+                    # protocol switch is implemented we answer such requests as plain HTTP
+                    # (RFC 9110 section 7.8 lets a server ignore Upgrade): go on parsing.
+                    data = data[exc.args[0] :]
+                    if not data:
+                        break
         except httptools.HttpParserInvalidMethodError:
             # RFC 9110 section 9.1: an unknown method is 501, a malformed one 400. llhttp
             # stops at the first byte that starts no method it knows, so read the token.
@@ -213,19 +226,6 @@ class HTTP11Connection:
         if self._raw_head > self._max_raw_head:
             return self._fail(431, "request head too large")
         return events
-
-    def _feed(self, data: bytes) -> None:
-        while True:
-            try:
-                self._parser.feed_data(data)
-                return
-            except httptools.HttpParserUpgrade as exc:
-                # llhttp pauses after the head of a request carrying Upgrade. Until a
-                # protocol switch is implemented we answer such requests as plain HTTP
-                # (RFC 9110 section 7.8 lets a server ignore Upgrade), so go on parsing.
-                data = data[exc.args[0] :]
-                if not data:
-                    return
 
     def _sniff_start(self, data: bytes) -> bytes:
         """The current message's bytes up to the end of `data`, while in its method."""
@@ -289,31 +289,31 @@ class HTTP11Connection:
         self._url = url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + _HEADER_OVERHEAD
-        if self._header_bytes > self._max_header_bytes:
+        # Trailer fields (RFC 9112 section 7.1.2) come here too, after the head: they are
+        # counted against the limit and collected in a list nobody reads.
+        size = self._header_bytes + len(name) + len(value) + _HEADER_OVERHEAD
+        self._header_bytes = size
+        if size > self._max_header_bytes:
             self._refuse(431, f"header fields larger than {self._max_header_bytes} bytes")
-        if self._in_body:
-            return  # a trailer section (RFC 9112 section 7.1.2): counted, not passed on
-        headers = self._headers
-        if len(headers) >= self._max_header_count:
-            self._refuse(431, f"more than {self._max_header_count} header fields")
         name = name.lower()
         if value and value[-1] in _OWS:
             value = value.rstrip(_OWS)  # RFC 9110 section 5.5: OWS is not part of the value
-        if name == b"host":
-            if self._host is not None:
-                # RFC 9112 section 3.2: more than one Host line is a 400.
-                self._refuse(400, "more than one Host header")
-            self._host = value
-        elif name in _RARE:
-            rare = self._rare
-            if rare is None:
-                rare = self._rare = {}
-            if name in rare:
-                # Several Transfer-Encoding lines form one list (RFC 9110 section 5.3).
-                value = rare[name] + b"," + value
-            rare[name] = value
-        headers.append((name, value))
+        if name in _SPECIAL:
+            if name == b"host":
+                if self._host is not None:
+                    # RFC 9112 section 3.2: more than one Host line is a 400 (and RFC 9110
+                    # section 6.5.1 keeps Host out of trailers).
+                    self._refuse(400, "more than one Host header")
+                self._host = value
+            else:
+                rare = self._rare
+                if rare is None:
+                    rare = self._rare = {}
+                if name in rare:
+                    # Several Transfer-Encoding lines form one list (RFC 9110 section 5.3).
+                    value = rare[name] + b"," + value
+                rare[name] = value
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -326,6 +326,8 @@ class HTTP11Connection:
         method = _METHODS.get(method_bytes) or method_bytes.decode("ascii")
         target = self._url
         headers = self._headers
+        if len(headers) > self._max_header_count:
+            self._refuse(431, f"more than {self._max_header_count} header fields")
         if target[:1] == b"/":
             path, _, query = target.partition(b"?")
             # RFC 9112 section 3.2: the request-target never carries a fragment.
@@ -365,6 +367,7 @@ class HTTP11Connection:
         self.head_in_progress = False
         self._in_body = True
         self._raw_head = 0
+        self._headers = []  # trailers, if any, land here
 
     def _other_form(
         self, method: str, target: bytes, headers: Headers
@@ -530,7 +533,7 @@ class HTTP11Connection:
         if self._server_line:
             add(self._server_line)
         if self._add_date:
-            add(_date_header())
+            add(_date_line if time.time() < _date_expires else _date_header())
         if request.method == "HEAD" or status in _NO_BODY_STATUS:
             # RFC 9110 section 6.4.1: no content, whatever the headers say.
             self._framing = _Framing.NONE

@@ -152,8 +152,11 @@ class Connection(asyncio.Protocol):
         elif self._eof:
             self.close()
         else:
-            self._set_deadline("idle", self.state.timeout_keep_alive)
-            self.resume_reading()
+            state = self.state
+            self.deadline_kind = "idle"
+            self.deadline = state.loop.time() + (state.timeout_keep_alive or NO_DEADLINE)
+            if self._read_paused:
+                self.resume_reading()
 
     def abort(self) -> None:
         if not self.closed:
@@ -172,11 +175,9 @@ class Connection(asyncio.Protocol):
             state.root_path,
             state.lifespan_state,
         )
-        cycle = HTTPCycle(scope, self, request.expect_continue)
+        cycle = HTTPCycle(scope, self, request.expect_continue, request.has_body)
         if request.has_body:
             self.receiving = cycle
-        else:
-            cycle.end()
         if self.current is None and not self.pipeline:
             self._start(cycle)
         else:
@@ -234,6 +235,7 @@ class Connection(asyncio.Protocol):
     # -- closing and deadlines ---------------------------------------------------------
 
     def _set_deadline(self, kind: str, seconds: float) -> None:
+        # 0 means "no timeout" for every timeout setting.
         self.deadline_kind = kind
         self.deadline = self.state.loop.time() + seconds if seconds else NO_DEADLINE
 

@@ -9,9 +9,7 @@ from wsgiref.validate import WSGIWarning, validator
 def broken_app(environ, start_response):
     start_response("200", [("Content-Type", "text/plain"), ("Content-Length", 6)])
     return "Hello\n"
-
-
-# --8<-- [end:broken]
+    # --8<-- [end:broken]
 
 
 def status_fixed(environ, start_response):
