@@ -67,7 +67,9 @@ REQUEST_KEYS = frozenset(
         "upgrade",
     }
 )
-CASE_KEYS = frozenset({"description", "raw", "limits", "requests", "partial", "status", "xfail"})
+CASE_KEYS = frozenset(
+    {"description", "raw", "limits", "requests", "partial", "status", "xfail", "feeds"}
+)
 
 Normalised = dict[str, Any] | str
 
@@ -83,6 +85,7 @@ class Case:
     partial: dict[str, Any] | None
     status: int | None
     xfail: dict[str, Any] | None
+    feeds: tuple[str, ...]  # the feeding modes that apply (all unless the file says)
     data: dict[str, Any]  # the file as loaded, for the schema test
 
     def fails_under(self, feed: str) -> bool:
@@ -107,6 +110,7 @@ def load_cases(kind: str) -> list[Case]:
                 partial=data.get("partial"),
                 status=data.get("status"),
                 xfail=data.get("xfail"),
+                feeds=tuple(data.get("feeds", FEEDS)),
                 data=data,
             )
         )

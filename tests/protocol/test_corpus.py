@@ -33,7 +33,7 @@ STATUSES = {400, 413, 414, 417, 431, 501, 505}
 def _params(cases: list[Case]) -> list[Any]:
     params = []
     for case in cases:
-        for feed in FEEDS:
+        for feed in case.feeds:
             marks = []
             if case.fails_under(feed):
                 reason = case.xfail["reason"] if case.xfail else ""
@@ -60,6 +60,7 @@ def test_case_file_is_well_formed(case: Case) -> None:
         assert case.status in STATUSES
         if case.partial is not None:
             assert set(case.partial) == REQUEST_KEYS
+    assert set(case.feeds) <= set(FEEDS)
     if case.xfail is not None:
         assert case.xfail["reason"]
         assert set(case.xfail.get("feeds", FEEDS)) <= set(FEEDS)

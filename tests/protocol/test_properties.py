@@ -28,8 +28,9 @@ from rootserve.protocol.rules import Limits
 from ._corpus import check_invalid, check_valid, load_cases, normalise, replay
 
 # Cases with a known bug are kept out: a property must not fail for a reason already recorded.
-VALID = [case for case in load_cases("valid") if case.xfail is None]
-INVALID = [case for case in load_cases("invalid") if case.xfail is None]
+# So are cases that hold only for small reads (see their "feeds"): any chunking includes one.
+VALID = [case for case in load_cases("valid") if case.xfail is None and "whole" in case.feeds]
+INVALID = [case for case in load_cases("invalid") if case.xfail is None and "whole" in case.feeds]
 
 PROPERTY = settings(
     max_examples=200,

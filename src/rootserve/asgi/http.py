@@ -249,6 +249,10 @@ class HTTPCycle:
         proto = channel.proto
         if state is _Send.HEAD_HELD:
             status, headers = self._held  # type: ignore[misc]
+            if self._expect_continue and not self.request_complete:
+                # The client waits for a 100 it will not get; its body may or may not
+                # follow, so this connection ends here (RFC 9110 section 10.1.1).
+                proto.close_after_response()
             try:
                 if more:
                     data = proto.send_response(status, headers) + proto.send_data(body)
@@ -293,7 +297,7 @@ class HTTPCycle:
         if self._expect_continue and not self.request_complete:
             channel.response_complete(False)
         else:
-            channel.response_complete(proto.last_keep_alive)
+            channel.response_complete(proto.response_keep_alive)
 
     # -- running the app ---------------------------------------------------------------
 

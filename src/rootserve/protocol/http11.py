@@ -45,6 +45,7 @@ from rootserve.protocol.rules import (
     _STATUS_LINES,
     FIELD_VALUE_FORBIDDEN,
     HOST,
+    KIB,
     TOKEN,
     Limits,
     LocalProtocolError,
@@ -69,6 +70,7 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 class _Receive(enum.Enum):
     OPEN = "open"  # parsing requests
     SNIFF_METHOD = "sniff"  # llhttp refused a method: read the token to tell 400 from 501
+    DONE = "done"  # the last request said Connection: close; what follows is ignored
     ERROR = "error"  # a BadRequest was emitted; everything after it is ignored
     CLOSED = "closed"  # the peer sent EOF
 
@@ -100,6 +102,29 @@ def _date_header() -> bytes:
         _date_expires = second + 1.0
         _date_line = b"date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
     return _date_line
+
+
+_REPLAY_MAX_BYTES: Final = 16 * KIB
+
+
+class _Counter:
+    """Callbacks of the spare parser that finds where a refused message starts."""
+
+    complete = False
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+def _says_http(region: bytes, target: bytes) -> bool:
+    # The slow path of the protocol-name check: more than one space before the version.
+    at = region.find(target)
+    if at < 0:
+        return True  # the head began before what we kept: nothing to check against
+    at += len(target)
+    while region[at : at + 1] == b" ":
+        at += 1
+    return region.startswith(b"HTTP/", at)
 
 
 def error_response(status: int, reason: str, *, server_header: bytes = b"") -> bytes:
@@ -148,15 +173,17 @@ class HTTP11Connection:
         self._state = _Receive.OPEN
         self._events: list[Event] = []
         self._reject: _Reject | None = None
-        # Where messages start, for telling a 400 method from a 501 one (see _sniff_start).
-        self._feeds = 0  # receive_data calls so far
-        self._begun_in = 0  # the feed in which the current message began
-        self._completed = 0  # messages completed during the current feed
         self._idle = True  # between messages
-        self._prefix = b""  # the current message's bytes so far, while its method is read
-        self._raw_head = 0  # bytes fed while a head is incomplete (bounds httptools' buffers)
-        self._in_body = False
-        self._last_had_body = False
+        # Bytes since the parser was last idle at the end of a feed (None past the cap):
+        # where a refused method starts (see _failed_message_start).
+        self._since_idle: bytes | None = b""
+        self._prefix = b""  # a refused method's bytes so far, while its token is read
+        # Bytes fed since the last callback that proves progress: bounds what httptools
+        # buffers of an unfinished head or trailer line.
+        self._raw = 0
+        self._data = b""  # the current feed (for the request-line check)
+        self._upgrade_length = 0  # Content-Length of an Upgrade request llhttp will skip
+        self._body_left = 0  # body bytes of such a request still to take
         self.head_in_progress = False
         self._host_checked = b""  # the last Host value found valid (keep-alive repeats it)
         # The per-message fields, set anew in on_message_begin.
@@ -172,7 +199,9 @@ class HTTP11Connection:
         self._framing = _Framing.NONE
         self._remaining = 0
         self._keep_alive = False
+        self._close_after = False
         self.last_keep_alive = False
+        self.response_keep_alive = False
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -182,16 +211,21 @@ class HTTP11Connection:
             if self._state is _Receive.SNIFF_METHOD and data:
                 self._events = []
                 return self._sniff_method(data)
+            if self._state is _Receive.DONE and not data:
+                self._state = _Receive.CLOSED
+                return [ConnectionClosed()]
             return []
         if not data:
             self._state = _Receive.CLOSED
             return [ConnectionClosed()]
         events: list[Event] = []
         self._events = events
-        self._completed = 0
-        self._feeds += 1
-        if not self._in_body:
-            self._raw_head += len(data)
+        self._data = data
+        if self._body_left:
+            data = self._upgrade_body(data)
+            if not data:
+                return events
+        self._raw += len(data)
         parser = self._parser
         try:
             while True:
@@ -199,52 +233,93 @@ class HTTP11Connection:
                     parser.feed_data(data)
                     break
                 except httptools.HttpParserUpgrade as exc:
-                    # llhttp pauses after the head of a request carrying Upgrade. Until a
-                    # protocol switch is implemented we answer such requests as plain HTTP
-                    # (RFC 9110 section 7.8 lets a server ignore Upgrade): go on parsing.
-                    data = data[exc.args[0] :]
+                    data = self._after_upgrade(data[exc.args[0] :])
                     if not data:
                         break
         except httptools.HttpParserInvalidMethodError:
             # RFC 9110 section 9.1: an unknown method is 501, a malformed one 400. llhttp
-            # stops at the first byte that starts no method it knows, so read the token.
-            candidate = self._sniff_start(data)
-            self._state = _Receive.SNIFF_METHOD
-            self._prefix = b""
-            return self._sniff_method(candidate)
+            # stops at the first byte that starts no method it knows: read the token.
+            return self._sniff_method(self._failed_message_start(data))
         except httptools.HttpParserCallbackError:
             reject = self._reject or _Reject(400, "invalid request")
             return self._fail(reject.status, reject.reason)
         except httptools.HttpParserError as exc:
-            reason = str(exc) or "malformed request"
-            if reason.startswith("Pause on PRI"):
-                # The HTTP/2 connection preface (RFC 9113 section 3.4) sent to HTTP/1.1.
-                return self._fail(505, "HTTP/2 is not supported on this listener")
-            return self._fail(400, reason)
-        if not self._idle and not self._url:
-            self._prefix = self._sniff_start(data)  # the feed ended inside a method token
-        if self._raw_head > self._max_raw_head:
-            return self._fail(431, "request head too large")
+            return self._llhttp_error(str(exc))
+        if self._idle:
+            if self._since_idle:
+                self._since_idle = b""
+        elif self._since_idle is not None:
+            since = self._since_idle + data
+            self._since_idle = since if len(since) <= _REPLAY_MAX_BYTES else None
+        if self._raw > self._max_raw_head:
+            return self._fail(431, "request head or trailer section too large")
         return events
 
-    def _sniff_start(self, data: bytes) -> bytes:
-        """The current message's bytes up to the end of `data`, while in its method."""
-        if self._begun_in != self._feeds:
-            return self._prefix + data  # it began in an earlier feed
-        if not self._completed:
-            return data
-        # Messages completed earlier in `data`: the current one starts after the head of
-        # the last of them (exact when they had no body, the only ones pipelined in practice).
-        if self._last_had_body:
-            return b""
-        end = -4
-        for _ in range(self._completed):
-            end = data.find(b"\r\n\r\n", end + 4)
-            if end < 0:
-                return b""
-        return data[end + 4 :]
+    def _llhttp_error(self, reason: str) -> list[Event]:
+        if reason.startswith("Pause on PRI"):
+            # The HTTP/2 connection preface (RFC 9113 section 3.4) sent to HTTP/1.1.
+            return self._fail(505, "HTTP/2 is not supported on this listener")
+        if reason.startswith("Invalid HTTP version"):
+            return self._fail(505, "only HTTP/1.0 and HTTP/1.1 are supported")  # RFC 9110 6.2
+        if reason.startswith("Invalid method for"):
+            # A valid token that names no HTTP method (llhttp knows RTSP's): 501, section 9.1.
+            return self._fail(501, "method is not implemented")
+        if reason.startswith("Data after `Connection: close`"):
+            # RFC 9112 section 9.6: nothing after a request with Connection: close is read.
+            self._state = _Receive.DONE
+            return self._events
+        return self._fail(400, reason or "malformed request")
 
-    def _sniff_method(self, data: bytes) -> list[Event]:
+    def _after_upgrade(self, rest: bytes) -> bytes:
+        """llhttp paused after a request carrying Upgrade, skipping any body. Until protocol
+        switching is implemented we answer it as plain HTTP (RFC 9110 section 7.8 lets a
+        server ignore Upgrade), so its body is taken here, by its Content-Length, before
+        parsing goes on: never parsed as a request of its own (RFC 9112 section 11.2)."""
+        if self._upgrade_length:
+            self._events.pop()  # the EndOfMessage llhttp gave too early
+            self._body_left = self._upgrade_length
+            self._upgrade_length = 0
+            return self._upgrade_body(rest)
+        return rest
+
+    def _upgrade_body(self, data: bytes) -> bytes:
+        take = data[: self._body_left]
+        self._body_left -= len(take)
+        if take:
+            self._events.append(Data(take))
+        if self._body_left:
+            return b""
+        self._events.append(END_OF_MESSAGE)
+        return data[len(take) :]
+
+    def _failed_message_start(self, data: bytes) -> bytes | None:
+        """The bytes of the message llhttp refused, from its start to the end of `data`.
+
+        Everything since the parser was last idle at the end of a feed is kept (up to
+        _REPLAY_MAX_BYTES); replaying it one byte at a time through a spare parser finds
+        where the last complete message ended, whatever the chunking was."""
+        if self._since_idle is None:
+            return None
+        region = self._since_idle + data
+        counter = _Counter()
+        probe = httptools.HttpRequestParser(counter)
+        start = 0
+        for offset in range(len(region)):
+            try:
+                probe.feed_data(region[offset : offset + 1])
+            except httptools.HttpParserUpgrade:
+                probe = httptools.HttpRequestParser(counter)
+            except httptools.HttpParserError:
+                break
+            if counter.complete:
+                counter.complete = False
+                start = offset + 1
+        return region[start:]
+
+    def _sniff_method(self, data: bytes | None) -> list[Event]:
+        self._state = _Receive.SNIFF_METHOD
+        if data is None:
+            return self._fail(400, "invalid method")
         self._prefix += data
         line = self._prefix.lstrip(b"\r\n")
         space = line.find(b" ")
@@ -254,7 +329,7 @@ class HTTP11Connection:
         if space < 0:
             if len(line) > self._max_url:
                 return self._fail(414, "request line too long")
-            return []
+            return self._events
         if not token:
             return self._fail(400, "invalid request line")
         shown = token[:32].decode("ascii")
@@ -274,7 +349,6 @@ class HTTP11Connection:
     def on_message_begin(self) -> None:
         self.head_in_progress = True
         self._idle = False
-        self._begun_in = self._feeds
         self._url = b""
         self._headers = []
         self._header_bytes = 0
@@ -350,6 +424,14 @@ class HTTP11Connection:
         rare = self._rare
         if rare is not None:
             has_body, expect_continue, upgrade = self._framing_headers(rare, http10)
+            if parser.should_upgrade():
+                if b"transfer-encoding" in rare:
+                    self._refuse(400, "a chunked body on a request with Upgrade is not supported")
+                self._upgrade_length = int(rare.get(b"content-length", b"0"))
+        # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE).
+        region = self._data if not self._since_idle else self._since_idle + self._data
+        if region.find(target + b" HTTP/") < 0 and not _says_http(region, target):
+            self._refuse(400, "the request line does not name the HTTP protocol")
         request = Request(
             method,
             target,
@@ -365,8 +447,7 @@ class HTTP11Connection:
         self._events.append(request)
         self._requests.append(request)
         self.head_in_progress = False
-        self._in_body = True
-        self._raw_head = 0
+        self._raw = 0
         self._headers = []  # trailers, if any, land here
 
     def _other_form(
@@ -435,6 +516,7 @@ class HTTP11Connection:
         return has_body, expect_continue, rare.get(b"upgrade", b"")
 
     def on_body(self, body: bytes) -> None:
+        self._raw = 0
         self._body_bytes += len(body)
         if self._max_body and self._body_bytes > self._max_body:
             self._refuse(413, f"body over the {self._max_body}-byte limit")
@@ -442,13 +524,15 @@ class HTTP11Connection:
 
     def on_message_complete(self) -> None:
         self._events.append(END_OF_MESSAGE)
-        self._completed += 1
         self._idle = True
-        self._raw_head = 0
-        self._in_body = False
-        self._last_had_body = self._body_bytes > 0
+        self._raw = 0
 
     # -- sending -------------------------------------------------------------------------
+
+    @property
+    def receiving(self) -> bool:
+        """Whether more requests may still arrive on this connection."""
+        return self._state is _Receive.OPEN or self._state is _Receive.SNIFF_METHOD
 
     @property
     def pending_responses(self) -> int:
@@ -484,6 +568,8 @@ class HTTP11Connection:
             return _CONTINUE
         lines = [status_line(status)]
         for name, value in headers or ():
+            if name not in _GOOD_NAMES:
+                _check_name(name)
             lines.append(name + b": " + value + b"\r\n")
         lines.append(b"\r\n")
         head = b"".join(lines)
@@ -508,7 +594,8 @@ class HTTP11Connection:
             line = status_line(status)
         self._started = True
         http10 = request.http_version == "1.0"
-        keep_alive = request.keep_alive and self._state is _Receive.OPEN
+        keep_alive = request.keep_alive and not self._close_after
+        self._close_after = False
         length: int | None = None
         lines = [line]
         add = lines.append
@@ -569,6 +656,10 @@ class HTTP11Connection:
         _check_splitting(data, line_count, len(body) if body else 0, headers)
         return data
 
+    def close_after_response(self) -> None:
+        """Make the next response head say `connection: close` (and end keep-alive)."""
+        self._close_after = True
+
     def send_data(self, data: bytes) -> bytes:
         """Body bytes of the current response, framed."""
         if not self._started:
@@ -595,6 +686,10 @@ class HTTP11Connection:
             raise LocalProtocolError("response ended before it started")
         self._requests.popleft()
         self._started = False
+        # Whether the response let the connection live on (no `connection: close`), and
+        # whether it may carry another request: not once the receive side has ended (EOF,
+        # a BadRequest, or a request that said close).
+        self.response_keep_alive = self._keep_alive
         self.last_keep_alive = self._keep_alive and self._state is _Receive.OPEN
         framing = self._framing
         if framing is _Framing.CHUNKED:
@@ -602,7 +697,7 @@ class HTTP11Connection:
         if framing is _Framing.LENGTH and self._remaining:
             # RFC 9112 section 6.3: the client would wait for bytes that never come;
             # closing is the only way to tell it the response is incomplete.
-            self.last_keep_alive = False
+            self.last_keep_alive = self.response_keep_alive = False
             raise LocalProtocolError(
                 f"response ended {self._remaining} bytes short of its Content-Length"
             )

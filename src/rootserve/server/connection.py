@@ -30,6 +30,8 @@ __all__ = ["Connection"]
 MAX_PIPELINE: Final = 16  # queued requests before reading pauses
 WRITE_HIGH_WATER: Final = 64 * 1024
 NO_DEADLINE: Final = float("inf")
+LINGER_SECONDS: Final = 2.0
+LINGER_MAX_BYTES: Final = 4 * 1024 * 1024
 
 
 class Connection(asyncio.Protocol):
@@ -53,6 +55,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.deadline = NO_DEADLINE
         self.deadline_kind = "idle"
+        self.lingering = False
+        self._lingered = 0
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -80,15 +84,25 @@ class Connection(asyncio.Protocol):
         # A half-close (RFC 9112 section 9.6): requests already received are still
         # answered; a request whose body was cut short sees http.disconnect.
         self._eof = True
+        if self.lingering:
+            self.close()
+            return True
         self.proto.receive_data(b"")
         receiving = self.receiving
         if receiving is not None and not receiving.request_complete:
-            receiving.disconnect()
-        if self.current is None and not self.pipeline:
+            # That request can never be whole: end the connection, and with it the
+            # request (its app sees http.disconnect).
+            self.close()
+        elif self.current is None and not self.pipeline:
             self.close()
         return True
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            self._lingered += len(data)
+            if self._lingered > LINGER_MAX_BYTES:
+                self.close()
+            return
         for event in self.proto.receive_data(data):
             kind = type(event)
             if kind is Request:
@@ -104,8 +118,14 @@ class Connection(asyncio.Protocol):
                 self._on_bad_request(event)  # type: ignore[arg-type]
             elif kind is ConnectionClosed:
                 pass
-        if self.proto.head_in_progress and self.deadline_kind != "head":
-            self._set_deadline("head", self.state.timeout_header)
+        # RFC 9110 section 15.5.9: a head must arrive within timeout_header once it has
+        # begun, while the connection is otherwise idle.
+        if self.proto.head_in_progress:
+            if self.current is None and self.deadline_kind != "head":
+                self._set_deadline("head", self.state.timeout_header)
+        elif self.deadline_kind == "head":
+            self.deadline = NO_DEADLINE
+            self.deadline_kind = "busy"
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -149,8 +169,10 @@ class Connection(asyncio.Protocol):
             return
         if self.pipeline:
             self._start_next()
-        elif self._eof:
+        elif self._eof or not self.proto.receiving:
             self.close()
+        elif self.proto.head_in_progress:
+            self._set_deadline("head", self.state.timeout_header)
         else:
             state = self.state
             self.deadline_kind = "idle"
@@ -211,17 +233,24 @@ class Connection(asyncio.Protocol):
     def _on_bad_request(self, event: BadRequest) -> None:
         receiving = self.receiving
         if receiving is not None:
-            # The body of a request already handed to the app broke a rule (a 413 by
-            # chunked size, a bad chunk): that request is over.
+            # The body of a request whose head was fine broke a rule (a bad chunk, a 413
+            # by chunked size): that request is over.
             self.receiving = None
-            receiving.disconnect()
-            if receiving is self.current and not receiving.response_started:
+            if receiving is not self.current:
+                # Still waiting in the pipeline: the app never sees it.
+                self.pipeline.remove(receiving)
+            elif not receiving.response_started:
+                # The app is reading it and has not answered: the refusal answers it.
+                receiving.disconnect()
                 self.current = None
                 self.proto.abandon()
                 self._answer_bad_request(event)
                 return
-            self.pipeline.append(event)
-            return
+            else:
+                # The app already answered in part: the connection can only be cut.
+                receiving.disconnect()
+                self.abort()
+                return
         if self.current is None and not self.pipeline:
             self._answer_bad_request(event)
         else:
@@ -230,7 +259,26 @@ class Connection(asyncio.Protocol):
     def _answer_bad_request(self, event: BadRequest) -> None:
         self.state.log_bad_request(self.client_addr, event)
         self.write(self.proto.error_response(event.status, event.reason))
-        self.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after an error answer without losing it. Closing a socket with unread
+        bytes makes the kernel reset the connection, and a reset can destroy the answer
+        before the client reads it; so stop sending (FIN), drop what the client still
+        sends for up to LINGER_SECONDS or LINGER_MAX_BYTES, then close."""
+        if self.closed:
+            return
+        try:
+            self.transport.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            self.close()
+            return
+        self.lingering = True
+        self.deadline_kind = "linger"
+        self.deadline = self.state.loop.time() + LINGER_SECONDS
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
 
     # -- closing and deadlines ---------------------------------------------------------
 

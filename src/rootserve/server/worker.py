@@ -112,8 +112,11 @@ class Server:
     def request_stop(self) -> None:
         """Ask for a graceful stop; safe to call from any thread."""
         loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None:
-            loop.call_soon_threadsafe(stop.set)
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # the loop closed in between: the server has stopped already
 
     async def serve(self) -> int:
         config = self.config
