@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src/rootserve
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 test: lint docs
 	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=term-missing:skip-covered -q

@@ -125,12 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AppLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_APP
-    if interface == "wsgi":
-        print(
-            "error: this is a WSGI app and rootserve's WSGI adapter has not landed yet "
-            "(serve an ASGI app, or pass --interface asgi if it is one)",
-            file=sys.stderr,
-        )
+    if interface == "wsgi" and config.threads < 1:
+        print("error: --threads must be at least 1 for a WSGI app", file=sys.stderr)
         return EXIT_USAGE
     try:
         sockets = bind_all(listen_addresses(config), config.backlog)
@@ -138,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return Server(config, app, sockets).run()
+        return Server(config, app, sockets, interface=interface).run()
     finally:
         for sock in sockets:
             sock.close()

@@ -12,6 +12,7 @@ Precedence, lowest first: the default, `[tool.rootserve]`, `ROOTSERVE_*`, the co
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -57,8 +58,8 @@ def parse_size(text: str) -> int:
 
 def parse_seconds(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise ValueError(f"{text!r} is negative")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r} is not a number of seconds (0 or more)")
     return value
 
 
@@ -171,9 +172,18 @@ class Config:
         metavar="PATH",
         group="app",
     )
+    threads: int = setting(
+        8,
+        "App threads per worker for a WSGI app: requests beyond them wait in a queue.",
+        parse=parse_count,
+        metavar="N",
+        group="app",
+    )
     # -- where to listen
     host: str = setting("127.0.0.1", "Address to listen on.", group="listen")
-    port: int = setting(8000, "Port to listen on (0 picks a free one).", parse=parse_port)
+    port: int = setting(
+        8000, "Port to listen on (0 picks a free one).", parse=parse_port, group="listen"
+    )
     bind: list[str] = setting(
         [],
         "Listen here instead of --host/--port; repeatable. `HOST:PORT`, `[::1]:PORT`, "

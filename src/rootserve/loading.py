@@ -104,6 +104,11 @@ def _import_file(path: Path, spec: str) -> Any:
     if not path.is_file():
         raise AppLoadError(f"cannot import {spec!r}: no file {str(path)!r}")
     name = path.stem
+    if name in sys.modules:
+        raise AppLoadError(
+            f"cannot import {spec!r}: a module named {name!r} is already loaded; rename the"
+            f" file, or pass '{name}:...' with --app-dir {str(path.parent)!r}"
+        )
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:
         raise AppLoadError(f"cannot import {spec!r}: not a Python file")

@@ -1,7 +1,7 @@
 import httpx
+from tests.helpers import serve
 
 from rootserve.demo.app import app
-from tests.helpers import serve
 
 
 def test_demo_home_and_json() -> None:

@@ -1,6 +1,10 @@
 """Every WSGI app in the guide passes wsgiref.validate.validator, for each request it is sent."""
 
+from wsgiref.validate import WSGIWarning
+
 import ch1_ex1
+import ch1_ex2
+import ch1_ex3
 import ch1_smallest
 import ch2_app
 import ch2_ex1
@@ -45,6 +49,8 @@ CASES = [
     (ch4_measure.slow_wsgi_app, "GET", "/slow", b"", None, "200 OK"),
     (ch1_ex1.app, "GET", "/Ada", b"", None, "200 OK"),
     (ch1_ex1.app, "GET", "/", b"", None, "404 Not Found"),
+    (ch1_ex2.body_fixed, "GET", "/", b"", None, "200 OK"),
+    (ch1_ex3.app, "GET", "/", b"", None, "200 OK"),
     (ch2_ex1.app, "GET", "/add?a=2&b=3", b"", None, "200 OK"),
     (ch2_ex1.app, "GET", "/add?a=2", b"", None, "400 Bad Request"),
     (ch2_ex2.app, "POST", "/sum", b"[1, 2]", JSON, "200 OK"),
@@ -80,10 +86,24 @@ def test_app_passes_the_validator(app, method, target, body, content_type, statu
     assert got_status == status
 
 
-def test_the_validator_catches_the_broken_apps_of_chapter_3():
-    for broken in (ch3_validate.returns_a_str, ch3_validate.int_header):
-        with pytest.raises(AssertionError):
-            call_validated(broken)
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ch3_validate.returns_a_str,
+        ch3_validate.int_header,
+        ch3_validate.no_content_type,
+        ch1_ex2.status_fixed,
+        ch1_ex2.header_fixed,
+    ],
+)
+def test_the_validator_catches_the_broken_apps(broken):
+    with pytest.raises(AssertionError):
+        call_validated(broken)
+
+
+def test_the_status_without_a_reason_phrase_is_a_warning_made_an_error():
+    with pytest.raises(WSGIWarning):
+        call_validated(ch1_ex2.broken_app)
 
 
 def test_head_middleware_keeps_the_fields_and_drops_the_content():

@@ -1,5 +1,14 @@
 """Chapter 4's measurements: the printed table matches the page, and it has the shape the
-page explains. The timings are masked for the comparison; the shape is checked on numbers."""
+page explains.
+
+The page shows one recorded run, and its numbers must have the exact shape: a pool of T
+threads takes ceil(N / T) delays for N clients, the awaiting event loop one delay, the
+blocked event loop N delays. A live run on a busy machine can take a delay or two longer than
+that, so for it the test checks what cannot fail by chance: every request waits at least one
+delay, so each count is at least its ideal, and with the most clients the awaiting loop beats
+the thread pool, which beats the blocked loop. The seconds and the counts are masked when the
+live output is compared with the page.
+"""
 
 import math
 import re
@@ -11,51 +20,57 @@ from guide_support import OUTPUT, normalise, run_example
 CELL = re.compile(r"(\d+\.\d\d) s \((\d+) delays?\)")
 
 
+def masked(text):
+    """Mask seconds and counts; a count with more digits also shifts the columns."""
+    text = re.sub(r"\(\d+ delays?\)", "(K delays)", normalise(text))
+    return re.sub(r" +", " ", text)
+
+
 def table(text):
-    """{clients: [(seconds, delays) for each column]} from the printed table."""
+    """{clients: (pool, awaits, blocks)}, each a count of delays, from the printed table."""
     rows = {}
     for line in text.splitlines():
         cells = CELL.findall(line)
         if cells:
-            rows[int(line.split()[0])] = [(float(s), int(d)) for s, d in cells]
+            rows[int(line.split()[0])] = tuple(int(delays) for _, delays in cells)
     return rows
 
 
-def check_shape(rows):
-    delay, threads = ch4_measure.DELAY, ch4_measure.THREADS
-    assert sorted(rows) == sorted(ch4_measure.CLIENTS)
-    for clients, ((_, pool), (awaits_s, awaits), (_, blocks)) in rows.items():
-        # A pool of worker threads answers `threads` clients per delay.
-        assert pool == math.ceil(clients / threads), f"WSGI pool, {clients} clients"
-        # The event loop waits for all clients at once: one delay, however many there are.
-        assert awaits == 1 and awaits_s < 2 * delay, f"asyncio awaiting, {clients} clients"
-        # A blocking call stops the loop, so the clients are answered one after another.
-        assert blocks == clients, f"asyncio blocking, {clients} clients"
+def ideal(clients):
+    """The delays each column takes for `clients` clients on an idle machine."""
+    return (math.ceil(clients / ch4_measure.THREADS), 1, clients)
+
+
+def test_the_recorded_run_on_the_page_has_the_exact_shape():
+    rows = table((OUTPUT / "ch4_measure.txt").read_text(encoding="utf-8"))
+    assert rows == {clients: ideal(clients) for clients in ch4_measure.CLIENTS}
 
 
 @pytest.mark.slow
-def test_the_measurement_has_the_shape_the_page_explains():
+def test_a_live_run_has_that_shape_and_the_page_format():
     printed = run_example("ch4_measure.py", timeout=60)
-    check_shape(table(printed))
-    shown = (OUTPUT / "ch4_measure.txt").read_text(encoding="utf-8")
-    assert normalise(printed) == normalise(shown)
-
-
-def test_the_recorded_run_on_the_page_has_that_shape_too():
-    check_shape(table((OUTPUT / "ch4_measure.txt").read_text(encoding="utf-8")))
+    assert masked(printed) == masked((OUTPUT / "ch4_measure.txt").read_text(encoding="utf-8"))
+    rows = table(printed)
+    assert sorted(rows) == sorted(ch4_measure.CLIENTS)
+    for clients, counts in rows.items():
+        columns = zip(("pool", "awaits", "blocks"), counts, ideal(clients), strict=True)
+        for column, measured, least in columns:
+            assert measured >= least, f"{column}, {clients} clients"
+    pool, awaits, blocks = rows[max(rows)]
+    assert awaits < pool < blocks, rows
 
 
 def test_silent_clients_hold_the_workers_until_a_read_timeout_frees_them():
     printed = run_example("answers/ch4_ex1.py")
     assert normalise(printed) == normalise((OUTPUT / "ch4_ex1.txt").read_text(encoding="utf-8"))
     waited = float(re.search(r"answered after (\d+\.\d\d) s", printed)[1])
-    assert 0.3 <= waited < 1.0  # at least the 0.3 s read timeout, well before the client quits
+    assert 0.3 <= waited < 1.0  # at least the 0.3 s read timeout, and before the client quits
 
 
 def test_a_thread_pool_keeps_the_loop_free_for_other_requests():
     printed = run_example("answers/ch4_ex2.py")
-    assert normalise(printed) == normalise((OUTPUT / "ch4_ex2.txt").read_text(encoding="utf-8"))
-    fast = float(
-        re.search(r"fast request sent with them: answered after (\d+\.\d\d) s", printed)[1]
-    )
-    assert fast < 0.1  # answered while all four pool threads were still busy
+    assert masked(printed) == masked((OUTPUT / "ch4_ex2.txt").read_text(encoding="utf-8"))
+    slow = int(re.search(r"\((\d+) delays\)", printed)[1])
+    fast = float(re.search(r"sent with them: answered after (\d+\.\d\d) s", printed)[1])
+    assert slow >= 4  # 16 requests through 4 threads
+    assert fast < 2 * 0.1  # not queued behind the slow ones, which take 4 delays or more

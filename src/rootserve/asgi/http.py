@@ -21,9 +21,17 @@ from rootserve.observe.access import printable
 from rootserve.protocol.events import Request
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import LocalProtocolError
+from rootserve.running import Running
 from rootserve.types import ASGIApp, Message, Scope
 
-__all__ = ["ASGI_VERSION", "Channel", "ClientDisconnected", "HTTPCycle", "build_scope"]
+__all__ = [
+    "ASGI_VERSION",
+    "ASGIRunner",
+    "Channel",
+    "ClientDisconnected",
+    "HTTPCycle",
+    "build_scope",
+]
 
 logger = logging.getLogger("rootserve.error")
 
@@ -42,6 +50,8 @@ class Channel(Protocol):
 
     proto: HTTP11Connection
     write_paused: bool
+    server_addr: tuple[str, int] | None
+    client_addr: tuple[str, int] | None
 
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
@@ -114,16 +124,18 @@ class HTTPCycle:
         "_waiter",
         "channel",
         "disconnected",
+        "request",
         "request_complete",
         "scope",
         "status",
         "task",
     )
 
-    def __init__(
-        self, scope: Scope, channel: Channel, expect_continue: bool, has_body: bool
-    ) -> None:
+    def __init__(self, scope: Scope, request: Request, channel: Channel) -> None:
         self.scope = scope
+        self.request = request
+        has_body = request.has_body
+        expect_continue = request.expect_continue
         self.channel = channel
         self._expect_continue = expect_continue
         self._body: list[bytes] = []
@@ -157,6 +169,15 @@ class HTTPCycle:
     def disconnect(self) -> None:
         self.disconnected = True
         self._wake()
+
+    def writable(self) -> None:
+        """The transport drained (send() waits on the channel's drain() instead)."""
+
+    def cancel(self) -> None:
+        """Graceful shutdown ran out of time."""
+        self.disconnect()
+        if self.task is not None:
+            self.task.cancel()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -301,7 +322,7 @@ class HTTPCycle:
 
     # -- running the app ---------------------------------------------------------------
 
-    async def run(self, app: ASGIApp, running: set[HTTPCycle]) -> None:
+    async def run(self, app: ASGIApp, running: Running) -> None:
         """Call the app for this request; answer 500 or close if it fails. The cycle
         leaves `running` (the worker's set of cycles whose app call is in progress) when
         the call is over."""
@@ -350,3 +371,34 @@ class HTTPCycle:
             # The head is on the wire: closing is the only way to say the body is broken.
             self._send_state = _Send.DONE
             channel.abort()
+
+
+class ASGIRunner:
+    """Makes an ASGI cycle for each request and runs the app for it in a task."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        root_path: str,
+        state: dict[str, Any] | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.app = app
+        self.root_path = root_path
+        self.state = state
+        self.loop = loop
+        self.running = Running()
+
+    def cycle(self, request: Request, channel: Channel) -> HTTPCycle:
+        scope = build_scope(
+            request, channel.server_addr, channel.client_addr, "http", self.root_path, self.state
+        )
+        return HTTPCycle(scope, request, channel)
+
+    def start(self, cycle: HTTPCycle) -> None:
+        self.running.add(cycle)
+        cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
+
+    def close(self) -> None:
+        return None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+from rootserve.protocol.events import Request
 
 __all__ = ["AccessLog", "NullAccessLog", "printable"]
 
@@ -20,25 +21,22 @@ def printable(text: str) -> str:
 class NullAccessLog:
     """Access log off."""
 
-    def log(self, client: tuple[str, int] | None, scope: Any, status: int) -> None:
+    def log(self, client: tuple[str, int] | None, request: Request, status: int) -> None:
         return None
 
 
 class AccessLog:
     """`127.0.0.1:51234 - "GET /path?q HTTP/1.1" 200`"""
 
-    def log(self, client: tuple[str, int] | None, scope: Any, status: int) -> None:
+    def log(self, client: tuple[str, int] | None, request: Request, status: int) -> None:
         if not logger.isEnabledFor(logging.INFO):
             return
         who = f"{client[0]}:{client[1]}" if client else "-"
-        target = scope["path"]
-        if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
         logger.info(
             '%s - "%s %s HTTP/%s" %d',
             who,
-            scope["method"],
-            printable(target),
-            scope["http_version"],
+            request.method,
+            printable(request.target.decode("latin-1")),
+            request.http_version,
             status,
         )

@@ -720,7 +720,9 @@ _GOOD_NAMES_MAX: Final = 1024
 
 
 def _check_name(name: bytes) -> None:
-    if type(name) is not bytes or TOKEN.fullmatch(name) is None:
+    if type(name) is not bytes:
+        raise TypeError(f"header names must be bytes, got {name!r}")
+    if TOKEN.fullmatch(name) is None:
         raise LocalProtocolError(f"header name {name!r} is not a token (RFC 9110 section 5.1)")
     if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
         _GOOD_NAMES.add(name)

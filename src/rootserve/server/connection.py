@@ -1,7 +1,7 @@
 """One client connection: socket events in, protocol events out, one ASGI cycle at a time.
 
 How this works. `data_received` feeds the sans-IO protocol and dispatches its events: a
-`Request` makes an `HTTPCycle`; it starts at once when nothing else is being answered, or
+`Request` makes an `Cycle`; it starts at once when nothing else is being answered, or
 waits in `pipeline` (answers go out in request order, RFC 9112 section 9.3.2). `Data` and
 `EndOfMessage` go to the cycle whose body is being read. A `BadRequest` is answered after
 every earlier request, then the connection closes. Flow control runs both ways: reading
@@ -18,12 +18,11 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from rootserve.asgi.http import HTTPCycle, build_scope
 from rootserve.protocol.events import BadRequest, ConnectionClosed, Data, EndOfMessage, Request
 from rootserve.protocol.http11 import HTTP11Connection
 
 if TYPE_CHECKING:
-    from rootserve.server.worker import ServerState
+    from rootserve.server.worker import Cycle, ServerState
 
 __all__ = ["Connection"]
 
@@ -45,9 +44,9 @@ class Connection(asyncio.Protocol):
         self.transport: Any = None
         self.server_addr: tuple[str, int] | None = None
         self.client_addr: tuple[str, int] | None = None
-        self.current: HTTPCycle | None = None  # the cycle being answered
-        self.receiving: HTTPCycle | None = None  # the cycle whose body is being read
-        self.pipeline: deque[HTTPCycle | BadRequest] = deque()
+        self.current: Cycle | None = None  # the cycle being answered
+        self.receiving: Cycle | None = None  # the cycle whose body is being read
+        self.pipeline: deque[Cycle | BadRequest] = deque()
         self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
@@ -132,6 +131,8 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.current is not None:
+            self.current.writable()
         if self._drain is not None:
             drain, self._drain = self._drain, None
             if not drain.done():
@@ -162,7 +163,7 @@ class Connection(asyncio.Protocol):
     def response_complete(self, keep_alive: bool) -> None:
         cycle = self.current
         if cycle is not None:
-            self.state.access_log.log(self.client_addr, cycle.scope, cycle.status)
+            self.state.access_log.log(self.client_addr, cycle.request, cycle.status)
         self.current = None
         if not keep_alive or self.state.shutting_down:
             self.close()
@@ -188,16 +189,7 @@ class Connection(asyncio.Protocol):
     # -- requests ---------------------------------------------------------------------
 
     def _on_request(self, request: Request) -> None:
-        state = self.state
-        scope = build_scope(
-            request,
-            self.server_addr,
-            self.client_addr,
-            "http",
-            state.root_path,
-            state.lifespan_state,
-        )
-        cycle = HTTPCycle(scope, self, request.expect_continue, request.has_body)
+        cycle = self.state.runner.cycle(request, self)
         if request.has_body:
             self.receiving = cycle
         if self.current is None and not self.pipeline:
@@ -207,20 +199,20 @@ class Connection(asyncio.Protocol):
             if len(self.pipeline) >= MAX_PIPELINE:
                 self.pause_reading()
 
-    def _start(self, cycle: HTTPCycle) -> None:
+    def _start(self, cycle: Cycle) -> None:
         state = self.state
         self.current = cycle
         self.deadline = NO_DEADLINE
         self.deadline_kind = "busy"
-        if state.limit_concurrency and len(state.running) >= state.limit_concurrency:
+        runner = state.runner
+        if state.limit_concurrency and len(runner.running) >= state.limit_concurrency:
             # Over the limit: answer 503 without calling the app (RFC 9110 15.6.4).
             self.proto.abandon()
             self.write(self.proto.error_response(503, "server at its concurrency limit"))
             cycle.status = 503
             self.response_complete(False)
             return
-        state.running.add(cycle)
-        cycle.task = state.loop.create_task(cycle.run(state.app, state.running))
+        runner.start(cycle)
 
     def _start_next(self) -> None:
         item = self.pipeline.popleft()
@@ -301,9 +293,12 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
-        """Graceful stop: close when idle; otherwise after the response in progress."""
+        """Graceful stop: close when idle; otherwise after the response in progress,
+        whose head (if not sent yet) says so (RFC 9112 section 9.6)."""
         if self.current is None:
             self.close()
+        else:
+            self.proto.close_after_response()
 
 
 def _address(info: Any) -> tuple[str, int] | None:

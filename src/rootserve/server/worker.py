@@ -12,21 +12,23 @@ connections whose deadline (keep-alive idle or header read) has passed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from rootserve.asgi.http import HTTPCycle
+from rootserve.asgi.http import ASGIRunner
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.config import Config
 from rootserve.observe.access import AccessLog, NullAccessLog, printable
-from rootserve.protocol.events import BadRequest
+from rootserve.protocol.events import BadRequest, Request
 from rootserve.protocol.rules import Limits
+from rootserve.running import Running
 from rootserve.server.connection import Connection
-from rootserve.types import ASGIApp
+from rootserve.wsgi.adapter import WSGIRunner
 
 __all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "Server", "ServerState", "new_event_loop"]
 
@@ -37,23 +39,46 @@ EXIT_STARTUP_FAILED: Final = 3
 MAX_TICK: Final = 1.0  # seconds between reaper passes, at most
 
 
+class Cycle(Protocol):
+    """One request as the connection sees it, whichever contract the app speaks."""
+
+    request: Request
+    status: int
+    request_complete: bool
+
+    @property
+    def response_started(self) -> bool: ...
+    def feed(self, data: bytes) -> None: ...
+    def end(self) -> None: ...
+    def disconnect(self) -> None: ...
+    def writable(self) -> None: ...
+    def cancel(self) -> None: ...
+
+
+class Runner(Protocol):
+    """Makes a cycle for each request and starts the app for it (ASGI or WSGI)."""
+
+    running: Running
+
+    def cycle(self, request: Request, channel: Any) -> Any: ...
+    def start(self, cycle: Any) -> None: ...
+    def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class ServerState:
     """What every connection of one worker shares."""
 
-    app: ASGIApp
+    runner: Runner
     loop: asyncio.AbstractEventLoop
     limits: Limits
-    root_path: str
     timeout_keep_alive: float
     timeout_header: float
     limit_concurrency: int
     server_header: bytes | None
     date_header: bool
     access_log: AccessLog | NullAccessLog
-    lifespan_state: dict[str, Any] | None = None
     connections: set[Connection] = field(default_factory=set)
-    running: set[HTTPCycle] = field(default_factory=set)  # app calls in progress
     shutting_down: bool = False
 
     def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
@@ -87,9 +112,19 @@ def describe(sock: socket.socket) -> str:
 class Server:
     """Serve `app` on `sockets` until asked to stop."""
 
-    def __init__(self, config: Config, app: ASGIApp, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        sockets: list[socket.socket],
+        *,
+        interface: str = "asgi",
+        multiprocess: bool = False,
+    ) -> None:
         self.config = config
         self.app = app
+        self.interface = interface
+        self.multiprocess = multiprocess
         self.sockets = sockets
         self.addresses: list[str] = []
         self._stop: asyncio.Event | None = None
@@ -113,10 +148,9 @@ class Server:
         """Ask for a graceful stop; safe to call from any thread."""
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
-            try:
+            # RuntimeError: the loop closed in between, so the server has stopped already.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:
-                pass  # the loop closed in between: the server has stopped already
 
     async def serve(self) -> int:
         config = self.config
@@ -124,8 +158,8 @@ class Server:
         self._loop = loop
         self._stop = asyncio.Event()
         lifespan: Lifespan | NullLifespan
-        if config.lifespan == "off":
-            lifespan = NullLifespan()
+        if config.lifespan == "off" or self.interface == "wsgi":
+            lifespan = NullLifespan()  # WSGI has no lifespan
         else:
             lifespan = Lifespan(self.app, required=config.lifespan == "on")
         try:
@@ -134,8 +168,21 @@ class Server:
             logger.error("%s (fix the app's startup, or pass --lifespan off)", exc)
             self.exit_code = EXIT_STARTUP_FAILED
             return self.exit_code
+        runner: Runner
+        if self.interface == "wsgi":
+            runner = WSGIRunner(
+                self.app,
+                threads=config.threads,
+                root_path=config.root_path,
+                multiprocess=self.multiprocess,
+                loop=loop,
+            )
+        else:
+            runner = ASGIRunner(
+                self.app, root_path=config.root_path, state=lifespan.state, loop=loop
+            )
         state = ServerState(
-            app=self.app,
+            runner=runner,
             loop=loop,
             limits=Limits(
                 max_request_line_bytes=config.max_request_line,
@@ -143,14 +190,12 @@ class Server:
                 max_header_count=config.max_header_count,
                 max_body_bytes=config.max_body_size,
             ),
-            root_path=config.root_path,
             timeout_keep_alive=config.timeout_keep_alive,
             timeout_header=config.timeout_header,
             limit_concurrency=config.limit_concurrency,
             server_header=b"rootserve" if config.server_header else None,
             date_header=config.date_header,
             access_log=AccessLog() if config.access_log else NullAccessLog(),
-            lifespan_state=lifespan.state,
         )
         servers: list[asyncio.Server] = []
         for sock in self.sockets:
@@ -176,6 +221,7 @@ class Server:
             logger.info("Shutting down")
             await self._shutdown(state, servers)
             reaper.stop()
+            runner.close()
             await lifespan.shutdown()
             self._remove_signal_handlers(loop)
         return self.exit_code
@@ -186,18 +232,16 @@ class Server:
             srv.close()
         for conn in list(state.connections):
             conn.shutdown()
-        tasks = [cycle.task for cycle in state.running if cycle.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.config.timeout_graceful or None)
-            if pending:
-                logger.warning(
-                    "Cancelling %d request(s) still running after %.1fs of graceful shutdown",
-                    len(pending),
-                    self.config.timeout_graceful,
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending, timeout=5)
+        running = state.runner.running
+        if not await running.wait_empty(self.config.timeout_graceful or None):
+            logger.warning(
+                "Cancelling %d request(s) still running after %.1fs of graceful shutdown",
+                len(running),
+                self.config.timeout_graceful,
+            )
+            for cycle in running:
+                cycle.cancel()
+            await running.wait_empty(5)
         for conn in list(state.connections):
             conn.close()
 

@@ -1,0 +1,442 @@
+"""One WSGI request on an app thread, its response framed and written on the loop thread.
+
+How this works. The server makes a `WSGICycle` for each `Request` and hands it to the app
+threads (`threads.py`). The app thread builds the environ, calls the app, walks the body
+iterable and calls its `close()` on every path (PEP 3333 "Specification Details"). It never
+touches the socket or the protocol: it hands plain parts (status, headers, body chunks) to
+the loop with `call_soon_threadsafe`, and the loop frames them through the sans-IO protocol
+and writes them. The common answer, a body of one piece, crosses threads once, already
+joined, and leaves with a Content-Length. A streaming answer crosses once per chunk, and the
+app thread waits while the bytes it handed over but the socket has not taken pass
+`WRITE_HIGH_WATER`, so a slow reader holds the app thread, not the server's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol
+
+from rootserve.observe.access import printable
+from rootserve.protocol.events import Request
+from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.protocol.rules import LocalProtocolError
+from rootserve.running import Running
+from rootserve.types import WSGIApp
+from rootserve.wsgi.environ import base_environ, build_environ
+from rootserve.wsgi.input import EMPTY_INPUT, BodyInput, EmptyInput
+from rootserve.wsgi.threads import AppThreads
+
+__all__ = ["FileWrapper", "WSGICycle", "WSGIRunner"]
+
+logger = logging.getLogger("rootserve.error")
+
+WRITE_HIGH_WATER: Final = 256 * 1024  # bytes handed to the loop and not yet on the socket
+FILE_BLOCK: Final = 256 * 1024
+_STATUS: Final = re.compile(r"[1-9][0-9]{2} [^\r\n\x00]*")
+
+
+class WSGIChannel(Protocol):
+    """What a WSGI cycle needs from its connection (the server's Connection)."""
+
+    proto: HTTP11Connection
+    write_paused: bool
+    closed: bool
+    server_addr: tuple[str, int] | None
+    client_addr: tuple[str, int] | None
+
+    def write(self, data: bytes) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def response_complete(self, keep_alive: bool) -> None: ...
+    def abort(self) -> None: ...
+
+
+class FileWrapper:
+    """`wsgi.file_wrapper` (PEP 3333 "Optional Platform-Specific File Handling")."""
+
+    def __init__(self, filelike: Any, blksize: int = FILE_BLOCK) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> FileWrapper:
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if data:
+            return bytes(data)
+        raise StopIteration
+
+
+class _Response:
+    """The app thread's view of the response: what start_response stored and sent."""
+
+    __slots__ = ("headers", "sent", "status", "status_code")
+
+    def __init__(self) -> None:
+        self.status = ""
+        self.status_code = 0
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.sent = False  # the head went to the loop
+
+
+class WSGICycle:
+    """One request. Loop side: feed, end, disconnect, the deliver_* callbacks.
+    App thread side: `run()`."""
+
+    __slots__ = (
+        "_body",
+        "_expect_continue",
+        "_loop",
+        "_runner",
+        "_sent_bytes",
+        "_writable",
+        "_written_bytes",
+        "channel",
+        "disconnected",
+        "request",
+        "request_complete",
+        "status",
+    )
+
+    def __init__(
+        self, request: Request, channel: WSGIChannel, runner: WSGIRunner, loop: Any
+    ) -> None:
+        self.request = request
+        self.channel = channel
+        self._runner = runner
+        self._loop = loop
+        self.request_complete = not request.has_body
+        self._body: BodyInput | EmptyInput = EMPTY_INPUT
+        if request.has_body:
+            ask = self._ask_for_body if request.expect_continue else None
+            self._body = BodyInput(resume_reading=self._resume_reading, ask_for_body=ask)
+        self._expect_continue = request.expect_continue
+        self.disconnected = False
+        self.status = 0
+        self._sent_bytes = 0  # app thread only
+        self._written_bytes = 0  # loop thread only
+        # Made by the app thread the first time it must wait for the socket to drain.
+        self._writable: threading.Event | None = None
+
+    # -- loop thread: the request body and the connection's state --------------------
+
+    def feed(self, data: bytes) -> None:
+        if self._body.feed(data):  # type: ignore[union-attr]
+            self.channel.pause_reading()
+
+    def end(self) -> None:
+        self.request_complete = True
+        self._body.end()  # type: ignore[union-attr]
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        if isinstance(self._body, BodyInput):
+            self._body.abort()
+        self.writable()
+
+    def writable(self) -> None:
+        """The transport drained: an app thread waiting to hand over more may go on."""
+        event = self._writable
+        if event is not None:
+            event.set()
+
+    def cancel(self) -> None:
+        self.disconnect()
+
+    def _resume_reading(self) -> None:
+        self._loop.call_soon_threadsafe(self.channel.resume_reading)
+
+    def _ask_for_body(self) -> None:
+        self._loop.call_soon_threadsafe(self._send_continue)
+
+    def _send_continue(self) -> None:
+        if not self.channel.closed and self.status == 0:
+            self._expect_continue = False
+            self.channel.write(self.channel.proto.send_informational(100))
+
+    @property
+    def response_started(self) -> bool:
+        return self.status != 0
+
+    # -- loop thread: writing what the app thread handed over ------------------------
+
+    def _before_head(self) -> None:
+        if self._expect_continue and not self.request_complete:
+            # The client waits for a 100 it will not get; its body may or may not follow,
+            # so this connection ends here (RFC 9110 section 10.1.1).
+            self.channel.proto.close_after_response()
+
+    def deliver_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._runner.running.discard(self)
+        if self.disconnected or self.channel.closed:
+            return
+        self.status = status
+        self._before_head()
+        proto = self.channel.proto
+        try:
+            data = proto.send_response(status, headers, body)
+            end = proto.send_end()
+        except LocalProtocolError as exc:
+            self._fail(str(exc))
+            return
+        self.channel.write(data + end if end else data)
+        self._complete(proto.response_keep_alive)
+
+    def deliver_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        if self.disconnected or self.channel.closed:
+            return
+        self.status = status
+        self._before_head()
+        try:
+            data = self.channel.proto.send_response(status, headers)
+            if body:
+                data += self.channel.proto.send_data(body)
+        except LocalProtocolError as exc:
+            self._fail(str(exc))
+            return
+        self._write(data, len(body))
+
+    def deliver_chunk(self, body: bytes) -> None:
+        if self.disconnected or self.channel.closed or not self.status:
+            return
+        try:
+            data = self.channel.proto.send_data(body)
+        except LocalProtocolError as exc:
+            # More bytes than the app's Content-Length: cut the connection (RFC 9112 6.3).
+            logger.error("WSGI app: %s", exc)
+            self.channel.abort()
+            return
+        self._write(data, len(body))
+
+    def _write(self, data: bytes, size: int) -> None:
+        self.channel.write(data)
+        self._written_bytes += size
+        if not self.channel.write_paused:
+            self.writable()
+
+    def deliver_end(self) -> None:
+        self._runner.running.discard(self)
+        if self.disconnected or self.channel.closed or not self.status:
+            return
+        proto = self.channel.proto
+        try:
+            end = proto.send_end()
+        except LocalProtocolError as exc:
+            logger.error("WSGI app: %s; closing the connection", exc)
+            self.channel.abort()
+            return
+        if end:
+            self.channel.write(end)
+        self._complete(proto.response_keep_alive)
+
+    def deliver_error(self, closing_only: bool) -> None:
+        """The app failed: a 500 if nothing was sent yet, else cut the connection."""
+        self._runner.running.discard(self)
+        if self.disconnected or self.channel.closed:
+            return
+        if closing_only or self.status:
+            self.channel.abort()
+            return
+        self._fail(None)
+
+    def finished(self) -> None:
+        self._runner.running.discard(self)
+
+    def _fail(self, reason: str | None) -> None:
+        if reason:
+            logger.error("WSGI app response refused: %s", reason)
+        self.status = 500
+        proto = self.channel.proto
+        proto.abandon()
+        self.channel.write(proto.error_response(500, "Internal Server Error"))
+        self._complete(False)
+
+    def _complete(self, keep_alive: bool) -> None:
+        # A client told to wait for 100-continue that never got it may or may not send
+        # the body: the connection cannot be reused (RFC 9110 section 10.1.1).
+        if self._expect_continue and not self.request_complete:
+            keep_alive = False
+        self.channel.response_complete(keep_alive)
+
+    # -- app thread ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Call the app and walk its body, on an app thread."""
+        runner = self._runner
+        call = self._loop.call_soon_threadsafe
+        response = _Response()
+        chunks: list[bytes] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            # PEP 3333 "The start_response() Callable".
+            if exc_info is not None:
+                try:
+                    if response.sent:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None
+            elif response.headers is not None:
+                raise AssertionError("start_response was already called (PEP 3333: pass exc_info)")
+            response.status_code, response.headers = _check_start(status, headers)
+            response.status = status
+            return write
+
+        def write(data: bytes) -> None:
+            # The imperative write() callable: sends at once (PEP 3333 "The write() Callable").
+            if response.headers is None:
+                raise AssertionError("write() before start_response()")
+            if type(data) is not bytes:
+                raise TypeError(f"write() takes bytes, got {type(data).__name__}")
+            self._hand_over(response, data, call)
+
+        channel = self.channel
+        environ = build_environ(
+            runner.base_environ, self.request, channel.server_addr, channel.client_addr, self._body
+        )
+        result: Iterable[bytes] | None = None
+        try:
+            result = runner.app(environ, start_response)
+            if (
+                type(result) is list
+                and len(result) <= 1
+                and not response.sent
+                and response.headers is not None
+            ):
+                # The common case: the whole body at once, handed over in one piece.
+                body = result[0] if result else b""
+                if type(body) is not bytes:
+                    raise TypeError(f"the body iterable gave {type(body).__name__}, not bytes")
+                _close(result)
+                result = None
+                if not self.disconnected:
+                    call(self.deliver_whole, response.status_code, response.headers, body)
+                else:
+                    call(self.finished)
+                return
+            for chunk in result:
+                if type(chunk) is not bytes:
+                    raise TypeError(f"the body iterable gave {type(chunk).__name__}, not bytes")
+                if self.disconnected:
+                    break
+                if chunk:
+                    chunks.append(chunk)
+                    self._hand_over(response, chunk, call)
+                    chunks.clear()
+            if response.headers is None:
+                raise AssertionError("the app returned without calling start_response")
+            if not response.sent:
+                call(self.deliver_whole, response.status_code, response.headers, b"")
+            else:
+                call(self.deliver_end)
+        except Exception as exc:
+            if not self.disconnected:
+                logger.error(
+                    "Exception in WSGI app for %s %s",
+                    self.request.method,
+                    printable(self.request.target.decode("latin-1")),
+                    exc_info=exc,
+                )
+            call(self.deliver_error, response.sent)
+        finally:
+            if result is not None:
+                _close(result)
+
+    def _hand_over(self, response: _Response, chunk: bytes, call: Any) -> None:
+        if self.disconnected:
+            return
+        if not response.sent:
+            response.sent = True
+            assert response.headers is not None
+            call(self.deliver_head, response.status_code, response.headers, chunk)
+        else:
+            call(self.deliver_chunk, chunk)
+        self._sent_bytes += len(chunk)
+        # Wait while too much is handed over but not yet taken by the socket. The loop
+        # thread adds to _written_bytes before it sets the event, so checking after
+        # clear() cannot miss a wake-up.
+        while self._sent_bytes - self._written_bytes > WRITE_HIGH_WATER and not self.disconnected:
+            event = self._writable
+            if event is None:
+                event = self._writable = threading.Event()
+            event.clear()
+            if self._sent_bytes - self._written_bytes <= WRITE_HIGH_WATER or self.disconnected:
+                break
+            event.wait(1.0)
+
+
+def _close(result: Any) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception as exc:
+            logger.error("Exception in the body iterable's close()", exc_info=exc)
+
+
+def _check_start(
+    status: str, headers: list[tuple[str, str]]
+) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """PEP 3333 "The start_response() Callable": the status is a native string such as
+    "200 OK" and each header a (name, value) tuple of native strings. CR, LF or NUL in a
+    header (response splitting) is found, and named, when the head is framed."""
+    if type(status) is not str or _STATUS.fullmatch(status) is None:
+        raise ValueError(f"start_response status must be a str like '200 OK', got {status!r}")
+    out = []
+    try:
+        for name, value in headers:
+            out.append((name.encode("latin-1"), value.encode("latin-1")))
+    except (TypeError, ValueError, AttributeError):
+        for pair in headers:
+            if type(pair) is not tuple or len(pair) != 2 or not all(type(x) is str for x in pair):
+                raise TypeError(f"each header must be a (str, str) tuple, got {pair!r}") from None
+            for text in pair:
+                try:
+                    text.encode("latin-1")
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"header {pair[0]!r} is not latin-1 text (PEP 3333: ISO-8859-1 only)"
+                    ) from None
+        raise
+    return int(status[:3]), out
+
+
+class WSGIRunner:
+    """Makes WSGI cycles and hands them to the app threads."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        threads: int,
+        root_path: str,
+        multiprocess: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.app = app
+        self.root_path = root_path
+        self.multiprocess = multiprocess
+        self.loop = loop
+        self.running = Running()
+        self.base_environ = base_environ(
+            root_path=root_path, scheme="http", multiprocess=multiprocess, file_wrapper=FileWrapper
+        )
+        self.pool = AppThreads(threads)
+
+    def cycle(self, request: Request, channel: Any) -> WSGICycle:
+        return WSGICycle(request, channel, self, self.loop)
+
+    def start(self, cycle: WSGICycle) -> None:
+        self.running.add(cycle)
+        self.pool.submit(cycle)
+
+    def close(self) -> None:
+        self.pool.stop()
