@@ -1,0 +1,1 @@
+"""Apps the end-to-end tests serve, importable as `tests.apps.NAME` (also by the CLI)."""

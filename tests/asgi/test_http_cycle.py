@@ -1,0 +1,455 @@
+"""HTTPCycle in memory: a fake Channel in place of the connection, the real sans-IO protocol.
+
+The cycle is driven the way the server drives it (`feed`, `end`, `disconnect`) and the way
+an app does (`receive`, `send`); what reaches the channel is checked byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from rootserve.asgi.http import (
+    ASGI_VERSION,
+    BODY_HIGH_WATER,
+    ClientDisconnected,
+    HTTPCycle,
+    build_scope,
+)
+from rootserve.protocol.events import Data, EndOfMessage, Request
+from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.types import Message, Receive, Scope, Send
+
+GET = b"GET /p?q=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+START: Message = {"type": "http.response.start", "status": 200, "headers": []}
+
+
+def body(data: bytes = b"", more: bool = False) -> Message:
+    return {"type": "http.response.body", "body": data, "more_body": more}
+
+
+class FakeChannel:
+    """What a cycle needs from its connection, recording what it is asked to do."""
+
+    def __init__(self) -> None:
+        self.proto = HTTP11Connection()
+        self.write_paused = False
+        self.server_addr = ("127.0.0.1", 8000)
+        self.client_addr = ("127.0.0.1", 50000)
+        self.writes: list[bytes] = []
+        self.completed: list[bool] = []  # keep_alive of each response_complete
+        self.aborted = False
+        self.pauses = 0
+        self.resumes = 0
+        self.drains = 0
+
+    @property
+    def wire(self) -> bytes:
+        return b"".join(self.writes)
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    async def drain(self) -> None:
+        self.drains += 1
+
+    def pause_reading(self) -> None:
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.resumes += 1
+
+    def response_complete(self, keep_alive: bool) -> None:
+        self.completed.append(keep_alive)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def make_cycle(raw: bytes = GET, *, deliver_body: bool = True) -> tuple[HTTPCycle, FakeChannel]:
+    """A cycle for the first request in `raw`; its body is fed in when `deliver_body`."""
+    channel = FakeChannel()
+    events = channel.proto.receive_data(raw)
+    request = events[0]
+    assert isinstance(request, Request)
+    scope = build_scope(request, ("127.0.0.1", 8000), ("127.0.0.1", 50000), "http", "", None)
+    cycle = HTTPCycle(scope, request, channel)
+    if request.has_body and deliver_body:
+        for event in events[1:]:
+            if isinstance(event, Data):
+                cycle.feed(event.data)
+            elif isinstance(event, EndOfMessage):
+                cycle.end()
+    return cycle, channel
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+async def settle() -> None:
+    """Let every ready task run until it waits for something."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# -- send: the order of messages -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("messages", "error"),
+    [
+        ([body(b"x")], "Expected ASGI message 'http.response.start', got 'http.response.body'"),
+        ([START, START], "Expected ASGI message 'http.response.body', got 'http.response.start'"),
+        (
+            [START, {"type": "http.response.trailers"}],
+            "Expected ASGI message 'http.response.body', got 'http.response.trailers'",
+        ),
+        ([START, body(b"x"), body(b"y")], "'http.response.body' sent after the response was"),
+        ([START, body(), START], "'http.response.start' sent after the response was complete"),
+        ([{"type": "http.request"}], "got 'http.request'"),
+    ],
+    ids=["body-first", "start-twice", "unknown", "body-after-end", "start-after-end", "wrong"],
+)
+def test_message_order_errors_name_the_rule(messages: list[Message], error: str):
+    async def test() -> None:
+        cycle, _ = make_cycle()
+        *fine, bad = messages
+        for message in fine:
+            await cycle.send(message)
+        with pytest.raises(RuntimeError) as caught:
+            await cycle.send(bad)
+        assert error in str(caught.value)
+
+    run(test)
+
+
+def test_status_must_be_an_int():
+    async def test() -> None:
+        cycle, _ = make_cycle()
+        with pytest.raises(TypeError, match="'status' must be an int"):
+            await cycle.send({"type": "http.response.start", "status": "200", "headers": []})
+
+    run(test)
+
+
+def test_header_values_must_be_bytes():
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": [(b"a", "b")]})
+        with pytest.raises(TypeError, match="'headers' must be"):
+            await cycle.send(body(b"x"))
+        assert channel.writes == []
+
+    run(test)
+
+
+def test_header_names_must_be_bytes():
+    async def test() -> None:
+        cycle, _ = make_cycle()
+        headers = [("content-type", b"text/plain")]
+        await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
+        with pytest.raises(TypeError, match="bytes"):
+            await cycle.send(body(b"x"))
+
+    run(test)
+
+
+def test_body_must_be_bytes():
+    async def test() -> None:
+        cycle, _ = make_cycle()
+        await cycle.send(START)
+        with pytest.raises(TypeError, match="'body' must be bytes"):
+            await cycle.send({"type": "http.response.body", "body": "text"})
+
+    run(test)
+
+
+# -- send: what reaches the wire -----------------------------------------------------------
+
+
+def test_start_and_one_body_are_one_write_with_a_content_length():
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        await cycle.send(START)
+        assert channel.writes == []  # the head is held until the body is known
+        await cycle.send(body(b"hello"))
+        [data] = channel.writes
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\ncontent-length: 5" in head
+        assert rest == b"hello"
+        assert channel.completed == [True]
+        assert cycle.response_complete and cycle.status == 200
+
+    run(test)
+
+
+def test_streamed_body_is_chunked_and_waits_for_drain_when_paused():
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        await cycle.send(START)
+        await cycle.send(body(b"one", more=True))
+        channel.write_paused = True
+        await cycle.send(body(b"", more=True))  # nothing to write: an empty chunk would end it
+        await cycle.send(body(b"two", more=True))
+        assert channel.drains == 2
+        channel.write_paused = False
+        await cycle.send(body())
+        assert b"transfer-encoding: chunked" in channel.writes[0]
+        assert channel.wire.endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
+        assert channel.completed == [True]
+
+    run(test)
+
+
+def test_content_length_shortfall_aborts():
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        await cycle.send({"type": "http.response.start", "status": 200,
+                          "headers": [(b"content-length", b"10")]})  # fmt: skip
+        await cycle.send(body(b"12345", more=True))
+        with pytest.raises(Exception, match="short of its Content-Length"):
+            await cycle.send(body())
+        assert channel.aborted
+
+    run(test)
+
+
+def test_send_after_disconnect_raises_client_disconnected():
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        cycle.disconnect()
+        await cycle.send(START)
+        with pytest.raises(ClientDisconnected):
+            await cycle.send(body(b"late"))
+        assert channel.writes == []
+
+    run(test)
+
+
+# -- receive -------------------------------------------------------------------------------
+
+
+def test_request_without_body_then_disconnect_once_answered():
+    async def test() -> None:
+        cycle, _ = make_cycle()
+        assert await cycle.receive() == {"type": "http.request", "body": b"", "more_body": False}
+        waiting = asyncio.ensure_future(cycle.receive())
+        await settle()
+        assert not waiting.done()  # the response is not done: nothing to say yet
+        await cycle.send(START)
+        await cycle.send(body(b"ok"))
+        assert await asyncio.wait_for(waiting, 5) == {"type": "http.disconnect"}
+        assert await cycle.receive() == {"type": "http.disconnect"}
+
+    run(test)
+
+
+def test_body_in_pieces_with_more_body():
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+
+    async def test() -> None:
+        cycle, channel = make_cycle(head, deliver_body=False)
+        waiting = asyncio.ensure_future(cycle.receive())
+        await settle()
+        assert not waiting.done()
+        cycle.feed(b"012")
+        cycle.feed(b"34")
+        first = await asyncio.wait_for(waiting, 5)
+        assert first == {"type": "http.request", "body": b"01234", "more_body": True}
+        cycle.feed(b"56789")
+        cycle.end()
+        last = await cycle.receive()
+        assert last == {"type": "http.request", "body": b"56789", "more_body": False}
+        assert channel.resumes >= 1  # reading resumed while the app waited for body
+
+    run(test)
+
+
+def test_buffered_body_over_the_high_water_mark_pauses_reading():
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n"
+
+    async def test() -> None:
+        cycle, channel = make_cycle(head, deliver_body=False)
+        cycle.feed(b"a" * BODY_HIGH_WATER)
+        assert channel.pauses == 0
+        cycle.feed(b"b")
+        assert channel.pauses == 1
+        message = await cycle.receive()
+        assert len(message["body"]) == BODY_HIGH_WATER + 1
+        assert channel.resumes == 1
+
+    run(test)
+
+
+def test_disconnect_while_waiting_for_body():
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+
+    async def test() -> None:
+        cycle, _ = make_cycle(head, deliver_body=False)
+        waiting = asyncio.ensure_future(cycle.receive())
+        await settle()
+        cycle.disconnect()
+        assert await asyncio.wait_for(waiting, 5) == {"type": "http.disconnect"}
+
+    run(test)
+
+
+def test_body_fed_after_the_response_is_discarded():
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
+
+    async def test() -> None:
+        cycle, _ = make_cycle(head, deliver_body=False)
+        await cycle.send(START)
+        await cycle.send(body(b"no thanks"))
+        cycle.feed(b"0123456789")
+        assert await cycle.receive() == {"type": "http.disconnect"}
+
+    run(test)
+
+
+EXPECT = b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+
+
+def test_100_continue_is_written_by_the_first_receive_only():
+    async def test() -> None:
+        cycle, channel = make_cycle(EXPECT, deliver_body=False)
+        assert channel.writes == []
+        waiting = asyncio.ensure_future(cycle.receive())
+        await settle()
+        assert channel.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        cycle.feed(b"hi")
+        cycle.end()
+        assert (await asyncio.wait_for(waiting, 5))["body"] == b"hi"
+        await cycle.send(START)
+        await cycle.send(body(b"ok"))
+        assert channel.wire.count(b"100 Continue") == 1
+        assert channel.completed == [True]
+
+    run(test)
+
+
+def test_no_100_continue_once_the_response_started():
+    async def test() -> None:
+        cycle, channel = make_cycle(EXPECT, deliver_body=False)
+        await cycle.send(START)
+        waiting = asyncio.ensure_future(cycle.receive())
+        await settle()
+        assert channel.writes == []
+        cycle.disconnect()
+        await asyncio.wait_for(waiting, 5)
+
+    run(test)
+
+
+def test_unread_expect_body_means_no_keep_alive():
+    async def test() -> None:
+        cycle, channel = make_cycle(EXPECT, deliver_body=False)
+        await cycle.send({"type": "http.response.start", "status": 401, "headers": []})
+        await cycle.send(body(b"no"))
+        assert b"100" not in channel.wire
+        assert channel.completed == [False]
+
+    run(test)
+
+
+# -- run: the app failing ------------------------------------------------------------------
+
+
+def _app(behaviour: Callable[[Receive, Send], Awaitable[Any]]) -> Any:
+    async def app(scope: Scope, receive: Receive, send: Send) -> Any:
+        return await behaviour(receive, send)
+
+    return app
+
+
+async def _raise_first(receive: Receive, send: Send) -> None:
+    raise ValueError("boom")
+
+
+async def _raise_after_body(receive: Receive, send: Send) -> None:
+    await send(START)
+    await send(body(b"part", more=True))
+    raise ValueError("boom")
+
+
+async def _return_early(receive: Receive, send: Send) -> None:
+    await send(START)
+
+
+async def _hang_up(receive: Receive, send: Send) -> None:
+    raise ClientDisconnected("gone")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "aborted"),
+    [(_raise_first, 500, False), (_return_early, 500, False), (_raise_after_body, 200, True)],
+    ids=["raise-before-start", "return-without-body", "raise-mid-body"],
+)
+def test_run_answers_500_or_aborts(behaviour: Any, status: int, aborted: bool):
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        running = {cycle}
+        await cycle.run(_app(behaviour), running)
+        assert running == set()
+        assert channel.aborted is aborted
+        assert cycle.status == status
+        if not aborted:
+            assert channel.wire.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+            assert channel.completed == [False]
+
+    run(test)
+
+
+def test_run_is_quiet_when_the_client_is_gone():
+    async def test() -> None:
+        cycle, channel = make_cycle()
+        await cycle.run(_app(_hang_up), set())
+        assert channel.writes == []
+        assert not channel.aborted
+
+    run(test)
+
+
+# -- build_scope ---------------------------------------------------------------------------
+
+
+def _request(raw: bytes) -> Request:
+    request = HTTP11Connection().receive_data(raw)[0]
+    assert isinstance(request, Request)
+    return request
+
+
+def test_build_scope():
+    raw = b"PUT /a%20b/%E2%82%AC?x=%20&y HTTP/1.0\r\nX-Up: V\r\nContent-Length: 0\r\n\r\n"
+    state = {"db": "pool"}
+    scope = build_scope(_request(raw), ("10.0.0.1", 80), ("10.0.0.2", 1234), "http", "", state)
+    assert scope["type"] == "http"
+    assert scope["asgi"] == ASGI_VERSION
+    assert scope["http_version"] == "1.0"
+    assert scope["method"] == "PUT"
+    assert scope["scheme"] == "http"
+    assert scope["path"] == "/a b/€"
+    assert scope["raw_path"] == b"/a%20b/%E2%82%AC"
+    assert scope["query_string"] == b"x=%20&y"
+    assert scope["root_path"] == ""
+    assert (b"x-up", b"V") in scope["headers"]
+    assert scope["server"] == ("10.0.0.1", 80)
+    assert scope["client"] == ("10.0.0.2", 1234)
+    assert scope["extensions"] == {}
+    assert scope["state"] == state
+    assert scope["state"] is not state  # each request gets its own copy
+
+
+def test_build_scope_root_path_and_no_state():
+    scope = build_scope(_request(GET), None, None, "http", "/mount", None)
+    assert scope["root_path"] == "/mount"
+    assert scope["path"] == "/mount/p"
+    assert scope["raw_path"] == b"/mount/p"
+    assert scope["query_string"] == b"q=1"
+    assert "state" not in scope
+    assert scope["client"] is None and scope["server"] is None
