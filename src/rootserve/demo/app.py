@@ -1,7 +1,8 @@
 """The built-in demo app: what `rootserve` serves when given no APP.
 
 A plain ASGI 3 app with no framework, so it doubles as an example of the contract:
-`/` a home page, `/api/info` JSON about the request, `/stream` a body sent in pieces, and
+`/` a home page, `/api/info` JSON about the request, `/stream` a body sent in pieces,
+`/wsgi/` a WSGI app mounted inside (served through rootserve's WSGI adapter), and
 lifespan state (the time the app started) shared into every request.
 """
 
@@ -13,6 +14,7 @@ import time
 from typing import Any
 
 from rootserve import __version__
+from rootserve.demo.wsgi_part import mounted
 from rootserve.types import Receive, Scope, Send
 
 __all__ = ["app"]
@@ -26,6 +28,7 @@ code{background:#eee;padding:0 .2rem}</style></head>
 <ul>
 <li><a href="/api/info">/api/info</a>: the request as the app saw it, as JSON</li>
 <li><a href="/stream">/stream</a>: a response body sent in five pieces</li>
+<li><a href="/wsgi/">/wsgi/</a>: a WSGI app mounted inside, run on app threads</li>
 </ul>
 <p>Serve your own app with <code>rootserve module:app</code>.</p>
 </body></html>
@@ -61,7 +64,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"][len(scope["root_path"]) :] or "/"
-    if path == "/":
+    if path == "/wsgi" or path.startswith("/wsgi/"):
+        await mounted({**scope, "root_path": scope["root_path"] + "/wsgi"}, receive, send)
+    elif path == "/":
         await _answer(send, 200, b"text/html; charset=utf-8", HOME.encode())
     elif path == "/api/info":
         state: dict[str, Any] = scope.get("state", {})

@@ -25,7 +25,7 @@ from rootserve.protocol.events import Request
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import LocalProtocolError
 from rootserve.running import Running
-from rootserve.types import WSGIApp
+from rootserve.types import WSGIApp, WSGIEnviron
 from rootserve.wsgi.environ import base_environ, build_environ
 from rootserve.wsgi.input import EMPTY_INPUT, BodyInput, EmptyInput
 from rootserve.wsgi.threads import AppThreads
@@ -72,18 +72,6 @@ class FileWrapper:
         if data:
             return bytes(data)
         raise StopIteration
-
-
-class _Response:
-    """The app thread's view of the response: what start_response stored and sent."""
-
-    __slots__ = ("headers", "sent", "status", "status_code")
-
-    def __init__(self) -> None:
-        self.status = ""
-        self.status_code = 0
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        self.sent = False  # the head went to the loop
 
 
 class WSGICycle:
@@ -265,101 +253,42 @@ class WSGICycle:
             keep_alive = False
         self.channel.response_complete(keep_alive)
 
-    # -- app thread ------------------------------------------------------------------------
+    # -- app thread: the _Output the call hands the response to -------------------------
 
     def run(self) -> None:
-        """Call the app and walk its body, on an app thread."""
+        """Build the environ and call the app, on an app thread."""
         runner = self._runner
-        call = self._loop.call_soon_threadsafe
-        response = _Response()
-        chunks: list[bytes] = []
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], None]:
-            # PEP 3333 "The start_response() Callable".
-            if exc_info is not None:
-                try:
-                    if response.sent:
-                        raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            elif response.headers is not None:
-                raise AssertionError("start_response was already called (PEP 3333: pass exc_info)")
-            response.status_code, response.headers = _check_start(status, headers)
-            response.status = status
-            return write
-
-        def write(data: bytes) -> None:
-            # The imperative write() callable: sends at once (PEP 3333 "The write() Callable").
-            if response.headers is None:
-                raise AssertionError("write() before start_response()")
-            if type(data) is not bytes:
-                raise TypeError(f"write() takes bytes, got {type(data).__name__}")
-            self._hand_over(response, data, call)
-
         channel = self.channel
         environ = build_environ(
             runner.base_environ, self.request, channel.server_addr, channel.client_addr, self._body
         )
-        result: Iterable[bytes] | None = None
-        try:
-            result = runner.app(environ, start_response)
-            if (
-                type(result) is list
-                and len(result) <= 1
-                and not response.sent
-                and response.headers is not None
-            ):
-                # The common case: the whole body at once, handed over in one piece.
-                body = result[0] if result else b""
-                if type(body) is not bytes:
-                    raise TypeError(f"the body iterable gave {type(body).__name__}, not bytes")
-                _close(result)
-                result = None
-                if not self.disconnected:
-                    call(self.deliver_whole, response.status_code, response.headers, body)
-                else:
-                    call(self.finished)
-                return
-            for chunk in result:
-                if type(chunk) is not bytes:
-                    raise TypeError(f"the body iterable gave {type(chunk).__name__}, not bytes")
-                if self.disconnected:
-                    break
-                if chunk:
-                    chunks.append(chunk)
-                    self._hand_over(response, chunk, call)
-                    chunks.clear()
-            if response.headers is None:
-                raise AssertionError("the app returned without calling start_response")
-            if not response.sent:
-                call(self.deliver_whole, response.status_code, response.headers, b"")
-            else:
-                call(self.deliver_end)
-        except Exception as exc:
-            if not self.disconnected:
-                logger.error(
-                    "Exception in WSGI app for %s %s",
-                    self.request.method,
-                    printable(self.request.target.decode("latin-1")),
-                    exc_info=exc,
-                )
-            call(self.deliver_error, response.sent)
-        finally:
-            if result is not None:
-                _close(result)
+        WSGICall(self).run(runner.app, environ)
 
-    def _hand_over(self, response: _Response, chunk: bytes, call: Any) -> None:
-        if self.disconnected:
-            return
-        if not response.sent:
-            response.sent = True
-            assert response.headers is not None
-            call(self.deliver_head, response.status_code, response.headers, chunk)
-        else:
-            call(self.deliver_chunk, chunk)
-        self._sent_bytes += len(chunk)
+    def hand_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._loop.call_soon_threadsafe(self.deliver_whole, status, headers, body)
+
+    def hand_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._loop.call_soon_threadsafe(self.deliver_head, status, headers, body)
+        self._wait_for_socket(len(body))
+
+    def hand_chunk(self, body: bytes) -> None:
+        self._loop.call_soon_threadsafe(self.deliver_chunk, body)
+        self._wait_for_socket(len(body))
+
+    def hand_end(self) -> None:
+        self._loop.call_soon_threadsafe(self.deliver_end)
+
+    def hand_error(self, sent: bool) -> None:
+        self._loop.call_soon_threadsafe(self.deliver_error, sent)
+
+    def hand_nothing(self) -> None:
+        self._loop.call_soon_threadsafe(self.finished)
+
+    def describe(self) -> str:
+        return f"{self.request.method} {printable(self.request.target.decode('latin-1'))}"
+
+    def _wait_for_socket(self, size: int) -> None:
+        self._sent_bytes += size
         # Wait while too much is handed over but not yet taken by the socket. The loop
         # thread adds to _written_bytes before it sets the event, so checking after
         # clear() cannot miss a wake-up.
@@ -371,6 +300,110 @@ class WSGICycle:
             if self._sent_bytes - self._written_bytes <= WRITE_HIGH_WATER or self.disconnected:
                 break
             event.wait(1.0)
+
+
+class _Output(Protocol):
+    """Where a WSGICall hands the response: the connection, or an ASGI send()."""
+
+    disconnected: bool
+
+    def hand_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None: ...
+    def hand_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None: ...
+    def hand_chunk(self, body: bytes) -> None: ...
+    def hand_end(self) -> None: ...
+    def hand_error(self, sent: bool) -> None: ...
+    def hand_nothing(self) -> None: ...
+    def describe(self) -> str: ...
+
+
+class WSGICall:
+    """One call of a WSGI app on an app thread (PEP 3333 "Specification Details"):
+    start_response with its exc_info rules, the write() callable, walking the body
+    iterable, and close() on every path: success, client gone, exception."""
+
+    __slots__ = ("headers", "out", "sent", "status")
+
+    def __init__(self, out: _Output) -> None:
+        self.out = out
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.sent = False  # the head was handed over
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        # PEP 3333 "The start_response() Callable".
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.headers is not None:
+            raise AssertionError("start_response was already called (PEP 3333: pass exc_info)")
+        self.status, self.headers = _check_start(status, headers)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The imperative write() callable: sends at once (PEP 3333 "The write() Callable")."""
+        if self.headers is None:
+            raise AssertionError("write() before start_response()")
+        if type(data) is not bytes:
+            raise TypeError(f"write() takes bytes, got {type(data).__name__}")
+        self._hand(data)
+
+    def _hand(self, chunk: bytes) -> None:
+        out = self.out
+        if out.disconnected:
+            return
+        if not self.sent:
+            self.sent = True
+            assert self.headers is not None
+            out.hand_head(self.status, self.headers, chunk)
+        else:
+            out.hand_chunk(chunk)
+
+    def run(self, app: WSGIApp, environ: WSGIEnviron) -> None:
+        out = self.out
+        result: Iterable[bytes] | None = None
+        try:
+            result = app(environ, self.start_response)
+            if type(result) is list and len(result) <= 1 and not self.sent:
+                # The common case: the whole body at once, handed over in one piece.
+                body = result[0] if result else b""
+                if type(body) is not bytes:
+                    raise TypeError(f"the body iterable gave {type(body).__name__}, not bytes")
+                if self.headers is None:
+                    raise AssertionError("the app returned without calling start_response")
+                _close(result)
+                result = None
+                if out.disconnected:
+                    out.hand_nothing()
+                else:
+                    out.hand_whole(self.status, self.headers, body)
+                return
+            for chunk in result:
+                if type(chunk) is not bytes:
+                    raise TypeError(f"the body iterable gave {type(chunk).__name__}, not bytes")
+                if out.disconnected:
+                    break
+                if chunk:
+                    self._hand(chunk)
+            if self.headers is None:
+                raise AssertionError("the app returned without calling start_response")
+            if out.disconnected:
+                out.hand_nothing()
+            elif not self.sent:
+                out.hand_whole(self.status, self.headers, b"")
+            else:
+                out.hand_end()
+        except Exception as exc:
+            if not out.disconnected:
+                logger.error("Exception in WSGI app for %s", out.describe(), exc_info=exc)
+            out.hand_error(self.sent)
+        finally:
+            if result is not None:
+                _close(result)
 
 
 def _close(result: Any) -> None:
