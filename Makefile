@@ -32,7 +32,7 @@ test: lint docs
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --wsgi $(BENCH_ARGS)
 
 test-all:
 	for v in 3.11 3.12 3.13; do \

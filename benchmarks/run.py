@@ -2,15 +2,17 @@
 
 Run from the repository root (`make bench` does it):
 
-    .venv/bin/python benchmarks/run.py                # asgi-hello, 8 s per server
+    .venv/bin/python benchmarks/run.py                # asgi-hello and ws-echo, 8 s per server
     .venv/bin/python benchmarks/run.py --quick        # 3 s per server
     .venv/bin/python benchmarks/run.py --wsgi         # also the WSGI scenarios
+    .venv/bin/python benchmarks/run.py --no-ws        # without the WebSocket scenario
     .venv/bin/python benchmarks/run.py --only wsgi-echo-64k --all-peers
 
 For each scenario and server: start the server pinned to one CPU (`taskset`), wait until it
-answers, warm it up, then load it with `wrk` pinned to another CPU while measuring the CPU
-time the server's whole process tree spends. Prints one table per scenario and writes JSON to
-`build/bench/latest.json`. See benchmarks/README.md for how to read the numbers.
+answers, warm it up, then load it with `wrk` (for WebSocket, `benchmarks/ws_client.py`)
+pinned to another CPU while measuring the CPU time the server's whole process tree spends.
+Prints one table per scenario and writes JSON to `build/bench/latest.json`. See
+benchmarks/README.md for how to read the numbers.
 
 Everything targets 127.0.0.1, every wait is bounded, and only the processes started here are
 stopped (by PID).
@@ -240,6 +242,7 @@ SERVERS = {
     for s in (
         Server("rootserve", _rootserve),
         Server("uvicorn", _uvicorn),
+        Server("uvicorn-wsproto", _uvicorn),
         Server("hypercorn", _hypercorn),
         Server("granian", _granian),
         Server("gunicorn", _gunicorn),
@@ -264,11 +267,20 @@ class Scenario:
     probe_body: bytes = b""
     expect_body: bytes | None = None  # None: the body must equal probe_body
 
+    ws: bool = False  # a WebSocket scenario: loaded by ws_client.py, not wrk
+    unit: str = "req"  # what one counted operation is: a request, or a message
+    server_args: tuple[tuple[str, tuple[str, ...]], ...] = ()  # extra argv by server name
+
     def servers(self, all_peers: bool) -> list[str]:
         return [BASELINE, *self.peers, *(self.extra_peers if all_peers else ())]
 
+    def extra_args(self, server: str) -> list[str]:
+        return [arg for name, args in self.server_args if name == server for arg in args]
+
 
 ECHO_PROBE = bytes(range(256)) * 256  # 64 KiB, every byte value
+WS_MESSAGE_BYTES = 16
+WS_CONNECTIONS = 50
 
 SCENARIOS = {
     s.name: s
@@ -301,6 +313,22 @@ SCENARIOS = {
             lua="post_64k.lua",
             probe_method="POST",
             probe_body=ECHO_PROBE,
+        ),
+        Scenario(
+            "ws-echo",
+            f"ASGI WebSocket echo, {WS_MESSAGE_BYTES}-byte text messages, one in flight per "
+            "connection",
+            "asgi",
+            "benchmarks.apps.asgi_ws_echo:app",
+            peers=("uvicorn",),
+            extra_peers=("uvicorn-wsproto", "hypercorn"),
+            expect_body=b"Hello, world!",
+            ws=True,
+            unit="msg",
+            server_args=(
+                ("uvicorn", ("--ws", "websockets-sansio")),
+                ("uvicorn-wsproto", ("--ws", "wsproto")),
+            ),
         ),
     )
 }
@@ -480,9 +508,56 @@ def run_wrk(argv: list[str], seconds: int) -> str:
     return done.stdout
 
 
+def run_ws_client(
+    port: int, settings: Settings, server_pid: int
+) -> tuple[dict[str, Any], dict[ProcKey, int], dict[ProcKey, int]]:
+    """Run ws_client.py against the server; read the server's CPU ticks when the client
+    says its measured window starts and ends. Returns stats shaped like parse_wrk's."""
+    argv = pinned(
+        settings.client_cpu,
+        [
+            sys.executable, str(BENCH_DIR / "ws_client.py"), "--port", str(port),
+            "--connections", str(WS_CONNECTIONS), "--size", str(WS_MESSAGE_BYTES),
+            "--duration", str(settings.duration), "--warmup", str(max(settings.warmup, 1)),
+        ],
+    )  # fmt: skip
+    before: dict[ProcKey, int] = {}
+    after: dict[ProcKey, int] = {}
+    lines: list[str] = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:  # the client bounds every wait of its own
+            if line == "start\n":
+                before = tree_cpu_ticks(server_pid)
+            elif line == "end\n":
+                after = tree_cpu_ticks(server_pid)
+            else:
+                lines.append(line)
+        errors = proc.stderr.read()
+        proc.wait(WRK_GRACE)
+    if proc.returncode != 0 or not before or not after or not lines:
+        raise RuntimeError(f"ws_client exited {proc.returncode}: {errors.strip()}")
+    out = json.loads(lines[-1])
+    return (
+        {
+            "requests": out["messages"],
+            "requests_per_sec": out["msg_per_sec"],
+            "p50_ms": out["p50_ms"],
+            "p99_ms": out["p99_ms"],
+            "latency_ms": {"50": out["p50_ms"], "99": out["p99_ms"]},
+            "socket_errors": {},
+            "errors": out["errors"],
+            "non_2xx_3xx": 0,
+        },
+        before,
+        after,
+    )
+
+
 def bench_server(name: str, scenario: Scenario, settings: Settings, tmp: Path) -> Result:
     result = Result(server=name)
     argv = SERVERS[name].argv(scenario.interface, scenario.app, port := free_port())
+    argv += scenario.extra_args(name)
     result.command = pinned(settings.server_cpu, argv)
     if not Path(argv[0]).exists():
         result.error = f"not installed: {argv[0]} does not exist"
@@ -508,16 +583,20 @@ def bench_server(name: str, scenario: Scenario, settings: Settings, tmp: Path) -
             return result
         result.startup_s = time.monotonic() - started
         log(f"  {name}: ready in {result.startup_s:.2f}s, pid {running.pid}; warming up")
-        if settings.warmup > 0:
-            run_wrk(wrk_argv(port, settings.warmup, scenario, settings), settings.warmup)
-        log(f"  {name}: measuring for {settings.duration}s")
-        before = tree_cpu_ticks(running.pid)
-        output = run_wrk(wrk_argv(port, settings.duration, scenario, settings), settings.duration)
-        after = tree_cpu_ticks(running.pid)
+        if scenario.ws:
+            log(f"  {name}: {WS_CONNECTIONS} WebSocket clients, measuring for {settings.duration}s")
+            stats, before, after = run_ws_client(port, settings, running.pid)
+        else:
+            if settings.warmup > 0:
+                run_wrk(wrk_argv(port, settings.warmup, scenario, settings), settings.warmup)
+            log(f"  {name}: measuring for {settings.duration}s")
+            before = tree_cpu_ticks(running.pid)
+            argv = wrk_argv(port, settings.duration, scenario, settings)
+            stats = parse_wrk(run_wrk(argv, settings.duration))
+            after = tree_cpu_ticks(running.pid)
         rss = tree_rss_bytes(running.pid)
         if running.proc.poll() is not None:
             result.flags.append(f"server exited (status {running.proc.returncode}) during run")
-        stats = parse_wrk(output)
     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
         result.error = f"measurement failed: {exc}"
         log(f"  {name}: {result.error}")
@@ -538,14 +617,15 @@ def bench_server(name: str, scenario: Scenario, settings: Settings, tmp: Path) -
     result.rss_mib = rss / 1024**2
     if stats["errors"]:
         errors = ", ".join(f"{k} {v}" for k, v in stats["socket_errors"].items() if v)
-        result.flags.append(f"socket errors: {errors}")
+        result.flags.append(f"socket errors: {errors or stats['errors']}")
     if stats["non_2xx_3xx"]:
         result.flags.append(f"{stats['non_2xx_3xx']} non-2xx/3xx responses")
     if not stats["requests"]:
         result.flags.append("no request completed")
+    unit = scenario.unit
     log(
-        f"  {name}: {stats['requests_per_sec']:.0f} req/s, "
-        f"{_fmt(result.cpu_us_per_req, '.1f')} us CPU/req"
+        f"  {name}: {stats['requests_per_sec']:.0f} {unit}/s, "
+        f"{_fmt(result.cpu_us_per_req, '.1f')} us CPU/{unit}"
         + (f"  [FLAGGED: {'; '.join(result.flags)}]" if result.flags else "")
     )
     return result
@@ -576,7 +656,8 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def render_table(scenario: Scenario, results: Sequence[Result]) -> str:
-    header = ["server", "req/s", "p50 ms", "p99 ms", "CPU us/req", "RSS MiB", "ratio"]
+    unit = scenario.unit
+    header = ["server", f"{unit}/s", "p50 ms", "p99 ms", f"CPU us/{unit}", "RSS MiB", "ratio"]
     rel = ratios(results)
     base_ok = any(r.server == BASELINE and r.ok for r in results)
     rows: list[list[str]] = []
@@ -590,7 +671,7 @@ def render_table(scenario: Scenario, results: Sequence[Result]) -> str:
         else:
             q = rel[r.server]
             ratio = (
-                f"{BASELINE}/{r.server} req/s {_fmt(q['req_per_sec'], '.2f')}x, "
+                f"{BASELINE}/{r.server} {unit}/s {_fmt(q['req_per_sec'], '.2f')}x, "
                 f"CPU {_fmt(q['cpu_per_req'], '.2f')}x"
             )
         name = r.server + (" !" if r.flags else "")
@@ -659,7 +740,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--wsgi", action="store_true", help="add the WSGI scenarios to the default run"
     )
     parser.add_argument(
-        "--all-peers", action="store_true", help="also run the optional peers (hypercorn, granian)"
+        "--ws",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the WebSocket scenario, ws-echo (default: on)",
+    )
+    parser.add_argument(
+        "--all-peers",
+        action="store_true",
+        help="also run the optional peers (hypercorn, granian; uvicorn with wsproto for ws-echo)",
     )
     parser.add_argument(
         "--json",
@@ -680,7 +769,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
         args.scenarios = names
     else:
-        args.scenarios = [s.name for s in SCENARIOS.values() if args.wsgi or not s.wsgi]
+        args.scenarios = [
+            s.name
+            for s in SCENARIOS.values()
+            if (args.wsgi or not s.wsgi) and (args.ws or not s.ws)
+        ]
     return args
 
 
@@ -727,6 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "description": scenario.description,
                 "interface": scenario.interface,
                 "app": scenario.app,
+                "load": "benchmarks/ws_client.py" if scenario.ws else "wrk",
                 "wrk_script": scenario.lua,
                 "servers": [asdict(r) for r in results],
                 "ratios_vs_peers": ratios(results),

@@ -77,6 +77,15 @@ def parse_port(text: str) -> int:
     return value
 
 
+def parse_root_path(text: str) -> str:
+    """A URL prefix: empty, or starting with "/" and never ending with one (so that
+    SCRIPT_NAME and `root_path` join with PATH_INFO and `path` without a double slash)."""
+    path = text.strip().rstrip("/")
+    if path and not path.startswith("/"):
+        raise ValueError(f"{text!r} is not a URL path (write it as /prefix)")
+    return path
+
+
 def parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -170,6 +179,7 @@ class Config:
         "The URL prefix the app is mounted under behind a proxy (ASGI `root_path`, WSGI "
         "`SCRIPT_NAME`).",
         metavar="PATH",
+        parse=parse_root_path,
         group="app",
     )
     threads: int = setting(
@@ -198,6 +208,19 @@ class Config:
         "auto",
         "Event loop: `uvloop` when importable (auto), or plain `asyncio`.",
         choices=("auto", "asyncio", "uvloop"),
+        group="listen",
+    )
+    ws: str = setting(
+        "auto",
+        "WebSocket (RFC 6455) for ASGI apps: `auto` switches a valid handshake to a WebSocket "
+        "session (ASGI `websocket` scope); `off` answers it as a plain HTTP request, as it "
+        "always is for a WSGI app.",
+        choices=("auto", "off"),
+        group="listen",
+    )
+    ws_per_message_deflate: bool = setting(
+        True,
+        "Offer WebSocket permessage-deflate compression (RFC 7692) to clients that ask.",
         group="listen",
     )
     # -- logging
@@ -263,6 +286,36 @@ class Config:
         30 * SECONDS,
         "On shutdown, wait this long for requests in progress before cancelling them "
         "(0: wait as long as they take).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
+    ws_max_size: int = setting(
+        16 * MIB,
+        "Largest WebSocket message in bytes (after decompression); larger closes the "
+        "connection with 1009.",
+        parse=parse_size,
+        metavar="BYTES",
+        group="limits",
+    )
+    ws_max_queue: int = setting(
+        32,
+        "WebSocket messages received and not yet taken by the app before reading pauses.",
+        parse=parse_count,
+        metavar="N",
+        group="limits",
+    )
+    ws_ping_interval: float = setting(
+        20 * SECONDS,
+        "Send a WebSocket ping after this many seconds (0: never).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
+    ws_ping_timeout: float = setting(
+        20 * SECONDS,
+        "Close a WebSocket whose pong does not come back within this many seconds (1011) "
+        "(0: no limit).",
         parse=parse_seconds,
         metavar="SECONDS",
         group="limits",

@@ -52,6 +52,7 @@ class Channel(Protocol):
     write_paused: bool
     server_addr: tuple[str, int] | None
     client_addr: tuple[str, int] | None
+    driver: Any  # the runner's per-connection state (ASGI: the driver task)
 
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
@@ -275,20 +276,23 @@ class HTTPCycle:
                 # follow, so this connection ends here (RFC 9110 section 10.1.1).
                 proto.close_after_response()
             try:
-                if more:
-                    data = proto.send_response(status, headers) + proto.send_data(body)
-                else:
-                    data = proto.send_response(status, headers, body)
+                if not more:
+                    # The common answer: the head and the whole body, one write.
+                    data = proto.send_whole_response(status, headers, body)
+                    self._send_state = _Send.DONE
+                    self._held = None
+                    channel.write(data)
+                    if self._waiter is not None:
+                        self._wake()
+                    channel.response_complete(proto.response_keep_alive)
+                    return
+                data = proto.send_response(status, headers) + proto.send_data(body)
             except (TypeError, ValueError) as exc:
                 raise TypeError(
                     "http.response.start 'headers' must be an iterable of [name, value] "
                     f"pairs of bytes: {exc}"
                 ) from None
             self._held = None
-            if not more:
-                self._send_state = _Send.DONE
-                self._finish(data)
-                return
             self._send_state = _Send.BODY
             channel.write(data)
         elif more:
@@ -373,8 +377,53 @@ class HTTPCycle:
             channel.abort()
 
 
+class _Driver:
+    """One task per connection that runs the app calls of its requests one after another.
+
+    Waking a waiting task costs less than creating a task per request (no registration
+    in asyncio's set of all tasks, no new Task object), and requests on one connection
+    are answered in order anyway. A request that arrives while the driver is still busy
+    (an app that goes on working after its response, or pipelining) gets a task of its own.
+    """
+
+    __slots__ = ("_next", "busy", "stopped", "task")
+
+    def __init__(self, runner: ASGIRunner, first: HTTPCycle) -> None:
+        self._next: asyncio.Future[HTTPCycle | None] | None = None
+        self.busy = True
+        self.stopped = False
+        self.task = runner.loop.create_task(self._main(runner, first))
+        runner.drivers.add(self)
+        self.task.add_done_callback(lambda _: runner.drivers.discard(self))
+
+    async def _main(self, runner: ASGIRunner, cycle: HTTPCycle | None) -> None:
+        loop = runner.loop
+        while cycle is not None:
+            await cycle.run(runner.app, runner.running)
+            self.busy = False
+            if self.stopped:
+                return
+            future = self._next = loop.create_future()
+            cycle = await future
+            self.busy = True
+
+    def give(self, cycle: HTTPCycle) -> bool:
+        future = self._next
+        if self.busy or future is None or future.done():
+            return False
+        future.set_result(cycle)
+        return True
+
+    def stop(self) -> None:
+        self.stopped = True
+        future = self._next
+        if future is not None and not future.done():
+            future.set_result(None)
+
+
 class ASGIRunner:
-    """Makes an ASGI cycle for each request and runs the app for it in a task."""
+    """Makes an ASGI cycle for each request and runs the app for it: in the connection's
+    driver task when it is free, else in a task of its own."""
 
     def __init__(
         self,
@@ -389,6 +438,7 @@ class ASGIRunner:
         self.state = state
         self.loop = loop
         self.running = Running()
+        self.drivers: set[_Driver] = set()
 
     def cycle(self, request: Request, channel: Channel) -> HTTPCycle:
         scope = build_scope(
@@ -398,7 +448,26 @@ class ASGIRunner:
 
     def start(self, cycle: HTTPCycle) -> None:
         self.running.add(cycle)
-        cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
+        channel = cycle.channel
+        driver: _Driver | None = channel.driver
+        if driver is None:
+            driver = channel.driver = _Driver(self, cycle)
+            cycle.task = driver.task
+        elif driver.give(cycle):
+            cycle.task = driver.task
+        else:
+            cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
 
-    def close(self) -> None:
-        return None
+    def release(self, channel: Channel) -> None:
+        """The connection closed: its driver ends once its current call returns."""
+        driver: _Driver | None = channel.driver
+        if driver is not None:
+            driver.stop()
+
+    async def aclose(self) -> None:
+        """End every driver task (the server is stopping)."""
+        drivers = list(self.drivers)
+        for driver in drivers:
+            driver.stop()
+        if drivers:
+            await asyncio.wait([driver.task for driver in drivers], timeout=5)

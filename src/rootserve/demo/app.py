@@ -2,8 +2,9 @@
 
 A plain ASGI 3 app with no framework, so it doubles as an example of the contract:
 `/` a home page, `/api/info` JSON about the request, `/stream` a body sent in pieces,
-`/wsgi/` a WSGI app mounted inside (served through rootserve's WSGI adapter), and
-lifespan state (the time the app started) shared into every request.
+`/wsgi/` a WSGI app mounted inside (served through rootserve's WSGI adapter), `/chat` a
+chat room over a WebSocket (`/chat/ws`), and lifespan state (the time the app started)
+shared into every request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from typing import Any
 
 from rootserve import __version__
+from rootserve.demo import chat
 from rootserve.demo.wsgi_part import mounted
 from rootserve.types import Receive, Scope, Send
 
@@ -29,6 +31,7 @@ code{background:#eee;padding:0 .2rem}</style></head>
 <li><a href="/api/info">/api/info</a>: the request as the app saw it, as JSON</li>
 <li><a href="/stream">/stream</a>: a response body sent in five pieces</li>
 <li><a href="/wsgi/">/wsgi/</a>: a WSGI app mounted inside, run on app threads</li>
+<li><a href="/chat">/chat</a>: a chat room over a WebSocket</li>
 </ul>
 <p>Serve your own app with <code>rootserve module:app</code>.</p>
 </body></html>
@@ -61,10 +64,18 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
+    path = scope["path"][len(scope["root_path"]) :] or "/"
+    if scope["type"] == "websocket":
+        if path == "/chat/ws":
+            await chat.room(scope, receive, send)
+        else:
+            await send({"type": "websocket.close", "code": 1000})  # answered with 403
+        return
     if scope["type"] != "http":
         return
-    path = scope["path"][len(scope["root_path"]) :] or "/"
-    if path == "/wsgi" or path.startswith("/wsgi/"):
+    if path == "/chat":
+        await _answer(send, 200, b"text/html; charset=utf-8", chat.PAGE.encode())
+    elif path == "/wsgi" or path.startswith("/wsgi/"):
         await mounted({**scope, "root_path": scope["root_path"] + "/wsgi"}, receive, send)
     elif path == "/":
         await _answer(send, 200, b"text/html; charset=utf-8", HOME.encode())

@@ -15,6 +15,15 @@ the app's header fields (no CR, LF or NUL: response splitting), decides Content-
 chunked or close-delimited framing (RFC 9112 section 6), drops the body of HEAD, 1xx, 204 and
 304 answers (RFC 9110 section 6.4.1), adds `Date` and `Server`, and decides keep-alive.
 
+Switching protocols (RFC 9110 section 7.8). A bodiless HTTP/1.1 request whose Upgrade names
+`websocket` (with `Connection: upgrade`) stops the receive side: the request comes out, and
+the bytes after it are held, not parsed. The server then either switches
+(`send_switching_protocols` writes the 101, `take_upgrade_data` hands over the held bytes,
+which belong to the new protocol), refuses (`refuse_upgrade`, and the connection closes), or
+goes on with HTTP (`resume_after_upgrade`: the request is answered as a plain one and the
+held bytes are parsed as what follows it). Any other Upgrade is ignored, as section 7.8
+allows, and parsing goes on.
+
 This module imports no asyncio, socket or threading: a test guards that.
 """
 
@@ -71,6 +80,8 @@ class _Receive(enum.Enum):
     OPEN = "open"  # parsing requests
     SNIFF_METHOD = "sniff"  # llhttp refused a method: read the token to tell 400 from 501
     DONE = "done"  # the last request said Connection: close; what follows is ignored
+    UPGRADE = "upgrade"  # a request asked for WebSocket: bytes after it are held, not parsed
+    SWITCHED = "switched"  # a 101 was sent: the bytes belong to another protocol
     ERROR = "error"  # a BadRequest was emitted; everything after it is ignored
     CLOSED = "closed"  # the peer sent EOF
 
@@ -105,6 +116,8 @@ def _date_header() -> bytes:
 
 
 _REPLAY_MAX_BYTES: Final = 16 * KIB
+_SWITCHABLE: Final = b"websocket"  # RFC 6455 section 4.1: the Upgrade token of WebSocket
+_SWITCHING_LINE: Final = b"HTTP/1.1 101 Switching Protocols\r\n"
 
 
 class _Counter:
@@ -127,8 +140,22 @@ def _says_http(region: bytes, target: bytes) -> bool:
     return region.startswith(b"HTTP/", at)
 
 
-def error_response(status: int, reason: str, *, server_header: bytes = b"") -> bytes:
-    """A complete small text/plain answer that closes the connection."""
+def _names_switchable(upgrade: bytes) -> bool:
+    # RFC 9110 section 7.8: Upgrade is a list of protocols, compared case-insensitively.
+    return any(p.strip().lower() == _SWITCHABLE for p in upgrade.split(b","))
+
+
+def error_response(
+    status: int,
+    reason: str,
+    *,
+    server_header: bytes = b"",
+    extra_headers: bytes = b"",
+    connection: bytes = b"close",
+) -> bytes:
+    """A complete small text/plain answer that closes the connection. `extra_headers` are
+    whole field lines (each ending in CRLF), already checked; `connection` is the value of
+    the Connection field, which must include `close`."""
     body = f"{status_line(status)[9:].decode('ascii').strip()}: {reason}\n".encode(
         "ascii", "replace"
     )
@@ -137,7 +164,8 @@ def error_response(status: int, reason: str, *, server_header: bytes = b"") -> b
             status_line(status),
             b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: %d\r\n" % len(body),
-            b"connection: close\r\n",
+            b"connection: " + connection + b"\r\n",
+            extra_headers,
             server_header,
             _date_header(),
             b"\r\n",
@@ -185,6 +213,10 @@ class HTTP11Connection:
         self._upgrade_length = 0  # Content-Length of an Upgrade request llhttp will skip
         self._body_left = 0  # body bytes of such a request still to take
         self.head_in_progress = False
+        # The request that asked to switch protocols, and the bytes after it (see the top).
+        self.upgrade_request: Request | None = None
+        self._held = b""
+        self._held_eof = False
         self._host_checked = b""  # the last Host value found valid (keep-alive repeats it)
         # The per-message fields, set anew in on_message_begin.
         self._url = b""
@@ -208,6 +240,13 @@ class HTTP11Connection:
     def receive_data(self, data: bytes) -> list[Event]:
         """Events for `data`; b"" means the peer closed its sending side."""
         if self._state is not _Receive.OPEN:
+            if self._state is _Receive.UPGRADE:
+                return self._hold(data)
+            if self._state is _Receive.SWITCHED:
+                raise LocalProtocolError(
+                    "the connection switched protocols (RFC 9110 section 7.8): its bytes are "
+                    "not HTTP any more"
+                )
             if self._state is _Receive.SNIFF_METHOD and data:
                 self._events = []
                 return self._sniff_method(data)
@@ -233,6 +272,10 @@ class HTTP11Connection:
                     parser.feed_data(data)
                     break
                 except httptools.HttpParserUpgrade as exc:
+                    if self.upgrade_request is not None:
+                        self._state = _Receive.UPGRADE
+                        self._held = data[exc.args[0] :]
+                        break
                     data = self._after_upgrade(data[exc.args[0] :])
                     if not data:
                         break
@@ -271,9 +314,9 @@ class HTTP11Connection:
         return self._fail(400, reason or "malformed request")
 
     def _after_upgrade(self, rest: bytes) -> bytes:
-        """llhttp paused after a request carrying Upgrade, skipping any body. Until protocol
-        switching is implemented we answer it as plain HTTP (RFC 9110 section 7.8 lets a
-        server ignore Upgrade), so its body is taken here, by its Content-Length, before
+        """llhttp paused after a request carrying an Upgrade we do not switch to, skipping
+        any body. We answer it as plain HTTP (RFC 9110 section 7.8 lets a server ignore
+        Upgrade), so its body is taken here, by its Content-Length, before
         parsing goes on: never parsed as a request of its own (RFC 9112 section 11.2)."""
         if self._upgrade_length:
             self._events.pop()  # the EndOfMessage llhttp gave too early
@@ -281,6 +324,15 @@ class HTTP11Connection:
             self._upgrade_length = 0
             return self._upgrade_body(rest)
         return rest
+
+    def _hold(self, data: bytes) -> list[Event]:
+        if data:
+            self._held += data
+            return []
+        if self._held_eof:
+            return []
+        self._held_eof = True
+        return [ConnectionClosed()]
 
     def _upgrade_body(self, data: bytes) -> bytes:
         take = data[: self._body_left]
@@ -419,7 +471,7 @@ class HTTP11Connection:
             if HOST.fullmatch(host) is None:
                 self._refuse(400, "invalid Host header")
             self._host_checked = host
-        has_body = expect_continue = False
+        has_body = expect_continue = switch = False
         upgrade = b""
         rare = self._rare
         if rare is not None:
@@ -428,6 +480,9 @@ class HTTP11Connection:
                 if b"transfer-encoding" in rare:
                     self._refuse(400, "a chunked body on a request with Upgrade is not supported")
                 self._upgrade_length = int(rare.get(b"content-length", b"0"))
+                # RFC 9110 section 7.8: Upgrade in an HTTP/1.0 request is ignored; and a
+                # request that carries a body is no WebSocket handshake (RFC 6455 4.1).
+                switch = not (has_body or http10) and _names_switchable(upgrade)
         # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE).
         region = self._data if not self._since_idle else self._since_idle + self._data
         if region.find(target + b" HTTP/") < 0 and not _says_http(region, target):
@@ -444,6 +499,8 @@ class HTTP11Connection:
             has_body,
             upgrade,
         )
+        if switch:
+            self.upgrade_request = request
         self._events.append(request)
         self._requests.append(request)
         self.head_in_progress = False
@@ -568,13 +625,11 @@ class HTTP11Connection:
             return _CONTINUE
         lines = [status_line(status)]
         for name, value in headers or ():
-            if name not in _GOOD_NAMES:
-                _check_name(name)
+            if (name, value) not in _GOOD_FIELDS:
+                _check_field(name, value)
             lines.append(name + b": " + value + b"\r\n")
         lines.append(b"\r\n")
-        head = b"".join(lines)
-        _check_splitting(head, len(lines), 0, headers or ())
-        return head
+        return b"".join(lines)
 
     def send_response(
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes | None = None
@@ -599,9 +654,10 @@ class HTTP11Connection:
         length: int | None = None
         lines = [line]
         add = lines.append
+        extend = lines.extend
         for name, value in headers:
-            if name not in _GOOD_NAMES:
-                _check_name(name)
+            if (name, value) not in _GOOD_FIELDS:
+                _check_field(name, value)
             lname = name.lower()
             if lname in _FRAMING_FIELDS:
                 if lname == b"content-length":
@@ -616,7 +672,7 @@ class HTTP11Connection:
                     continue  # re-added below to match our decision
                 else:
                     continue  # transfer-encoding: framing is ours (RFC 9112 section 6.1)
-            add(name + b": " + value + b"\r\n")
+            extend((name, b": ", value, b"\r\n"))
         if self._server_line:
             add(self._server_line)
         if self._add_date:
@@ -649,11 +705,26 @@ class HTTP11Connection:
         elif http10:
             add(b"connection: keep-alive\r\n")  # RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
         add(b"\r\n")
-        line_count = len(lines)
         if body:
             add(body)
-        data = b"".join(lines)
-        _check_splitting(data, line_count, len(body) if body else 0, headers)
+        return b"".join(lines)
+
+    def send_whole_response(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+    ) -> bytes:
+        """A complete response in one piece: `send_response` with the body, then `send_end`.
+        Afterwards `response_keep_alive` and `last_keep_alive` tell how the connection goes on."""
+        data = self.send_response(status, headers, body)
+        if self._remaining and self._framing is _Framing.LENGTH:
+            self._started = False
+            raise LocalProtocolError(
+                f"the body is {self._remaining} bytes short of the response's Content-Length"
+            )
+        # What send_end does, for the framing send_response chose with a whole body.
+        self._requests.popleft()
+        self._started = False
+        keep_alive = self.response_keep_alive = self._keep_alive
+        self.last_keep_alive = keep_alive and self._state is _Receive.OPEN
         return data
 
     def close_after_response(self) -> None:
@@ -713,38 +784,106 @@ class HTTP11Connection:
         """An error answer for a BadRequest or a failure before the app answered."""
         return error_response(status, reason, server_header=self._server_line)
 
+    # -- switching protocols (RFC 9110 section 7.8) ---------------------------------------
 
-# Header names already found to be tokens: apps send the same few names again and again.
-_GOOD_NAMES: set[bytes] = set()
-_GOOD_NAMES_MAX: Final = 1024
+    @property
+    def held_bytes(self) -> int:
+        """Bytes received after a request that asked to switch, not yet handed over."""
+        return len(self._held)
+
+    def _upgrade_at_head(self) -> Request:
+        request = self.upgrade_request
+        if self._state is not _Receive.UPGRADE or request is None:
+            raise LocalProtocolError("no request is waiting to switch protocols")
+        if not self._requests or self._requests[0] is not request or self._started:
+            # RFC 9112 section 9.3.2: the answers before it go out first.
+            raise LocalProtocolError("the requests before the upgrade are not answered yet")
+        return request
+
+    def send_switching_protocols(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The 101 answer to the request that asked to switch (RFC 9110 section 15.2.2);
+        `headers` are the new protocol's fields. After it, no more HTTP: the bytes that
+        follow are the new protocol's (`take_upgrade_data`)."""
+        self._upgrade_at_head()
+        lines = [_SWITCHING_LINE]
+        add = lines.append
+        for name, value in headers:
+            if (name, value) not in _GOOD_FIELDS:
+                _check_field(name, value)
+            add(name + b": " + value + b"\r\n")
+        if self._server_line:
+            add(self._server_line)
+        if self._add_date:
+            add(_date_header())
+        add(b"\r\n")
+        head = b"".join(lines)
+        self._requests.popleft()
+        self._state = _Receive.SWITCHED
+        return head
+
+    def take_upgrade_data(self) -> bytes:
+        """After the 101: the bytes received after the request, for the new protocol."""
+        if self._state is not _Receive.SWITCHED:
+            raise LocalProtocolError("no 101 (Switching Protocols) was sent")
+        held, self._held = self._held, b""
+        return held
+
+    def refuse_upgrade(self, status: int, reason: str, headers: Headers | None = None) -> bytes:
+        """A complete error answer to the request that asked to switch (400, 403, 426, 500,
+        503...); the connection closes after it, so the held bytes are never parsed."""
+        self._upgrade_at_head()
+        extra = []
+        connection = b"close"
+        for name, value in headers or ():
+            _check_field(name, value)
+            if name.lower() == b"connection":
+                # RFC 9110 section 7.8: a 426 names `upgrade` in Connection; we also close.
+                connection = value + b", close"
+            else:
+                extra.append(name + b": " + value + b"\r\n")
+        self.abandon()
+        return error_response(
+            status,
+            reason,
+            server_header=self._server_line,
+            extra_headers=b"".join(extra),
+            connection=connection,
+        )
+
+    def resume_after_upgrade(self) -> list[Event]:
+        """Do not switch: the request is answered as a plain one (RFC 9110 section 7.8 lets
+        a server ignore Upgrade), and the held bytes are parsed as the requests after it.
+        Returns their events."""
+        if self._state is not _Receive.UPGRADE:
+            raise LocalProtocolError("no request is waiting to switch protocols")
+        self._state = _Receive.OPEN
+        self.upgrade_request = None
+        held, self._held = self._held, b""
+        events = self.receive_data(held) if held else []
+        if self._held_eof:
+            # ConnectionClosed came out already, when the EOF arrived.
+            events += [e for e in self.receive_data(b"") if type(e) is not ConnectionClosed]
+        return events
 
 
-def _check_name(name: bytes) -> None:
-    if type(name) is not bytes:
-        raise TypeError(f"header names must be bytes, got {name!r}")
+# Header fields already checked: apps send the same few fields again and again, so most
+# responses pass with one set lookup per field. Bounded, and only ever holds valid fields.
+_GOOD_FIELDS: set[tuple[bytes, bytes]] = set()
+_GOOD_FIELDS_MAX: Final = 4096
+
+
+def _check_field(name: bytes, value: bytes) -> None:
+    """A response field must have a token for a name (RFC 9110 section 5.1) and no CR, LF or
+    NUL in its value: those would add lines of the sender's choosing (response splitting,
+    RFC 9110 section 5.5)."""
+    if type(name) is not bytes or type(value) is not bytes:
+        raise TypeError(f"header names and values must be bytes, got {(name, value)!r}")
     if TOKEN.fullmatch(name) is None:
         raise LocalProtocolError(f"header name {name!r} is not a token (RFC 9110 section 5.1)")
-    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
-        _GOOD_NAMES.add(name)
-
-
-def _check_splitting(
-    data: bytes, line_count: int, body_length: int, headers: Iterable[tuple[bytes, bytes]]
-) -> None:
-    # Response splitting (RFC 9110 section 5.5, RFC 9112 section 2.2): a CR, LF or NUL in a
-    # value would add lines of the attacker's choosing. Counting the line ends of the joined
-    # head checks every field at once; only when the count is off is the culprit looked for.
-    end = len(data) - body_length
-    if (
-        data.count(b"\n", 0, end) == line_count
-        and data.count(b"\r", 0, end) == line_count
-        and data.find(b"\0", 0, end) < 0
-    ):
-        return
-    for name, value in headers:
-        if FIELD_VALUE_FORBIDDEN.search(value) is not None:
-            raise LocalProtocolError(
-                f"header {name!r} has CR, LF or NUL in its value (refused: response "
-                "splitting, RFC 9110 section 5.5)"
-            )
-    raise LocalProtocolError("response head has a stray CR, LF or NUL")
+    if FIELD_VALUE_FORBIDDEN.search(value) is not None:
+        raise LocalProtocolError(
+            f"header {name!r} has CR, LF or NUL in its value (refused: response splitting, "
+            "RFC 9110 section 5.5)"
+        )
+    if len(_GOOD_FIELDS) < _GOOD_FIELDS_MAX:
+        _GOOD_FIELDS.add((name, value))

@@ -8,17 +8,33 @@ every earlier request, then the connection closes. Flow control runs both ways: 
 pauses while a cycle's unread body or the pipeline is too large, and `send()` waits in
 `drain()` while the transport's write buffer is above its high-water mark.
 
+A request that asks to switch to WebSocket (the protocol holds the bytes after it) gets a
+`WebSocketCycle` when the app is ASGI and `--ws` is on, else it is answered as a plain request
+and parsing resumes. Once the app accepts, the 101 goes out and every byte received goes to
+the session (`switch_protocol`), never to the HTTP parser again. While the request is held,
+what the client sends is buffered, up to MAX_HELD_BYTES before reading pauses.
+
 Timeouts are deadlines, not timers: the worker's reaper looks at `deadline` once per tick,
-so a request costs one clock read instead of a timer created and cancelled.
+so a request costs one clock read instead of a timer created and cancelled. A WebSocket
+session uses the same deadline for its pings and its close timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from rootserve.protocol.events import BadRequest, ConnectionClosed, Data, EndOfMessage, Request
+from rootserve.asgi.websocket import WebSocketCycle
+from rootserve.protocol.events import (
+    BadRequest,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    Request,
+)
 from rootserve.protocol.http11 import HTTP11Connection
 
 if TYPE_CHECKING:
@@ -31,6 +47,7 @@ WRITE_HIGH_WATER: Final = 64 * 1024
 NO_DEADLINE: Final = float("inf")
 LINGER_SECONDS: Final = 2.0
 LINGER_MAX_BYTES: Final = 4 * 1024 * 1024
+MAX_HELD_BYTES: Final = 64 * 1024  # received after a WebSocket handshake, before its answer
 
 
 class Connection(asyncio.Protocol):
@@ -47,6 +64,10 @@ class Connection(asyncio.Protocol):
         self.current: Cycle | None = None  # the cycle being answered
         self.receiving: Cycle | None = None  # the cycle whose body is being read
         self.pipeline: deque[Cycle | BadRequest] = deque()
+        self.websocket: WebSocketCycle | None = None  # from a WebSocket handshake on
+        # Where received bytes go instead of the HTTP parser: nowhere while lingering, the
+        # held bytes while a WebSocket handshake waits for its answer, then the session.
+        self._sink: Callable[[bytes], None] | None = None
         self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
@@ -56,6 +77,7 @@ class Connection(asyncio.Protocol):
         self.deadline_kind = "idle"
         self.lingering = False
         self._lingered = 0
+        self.driver: Any = None  # the runner's per-connection state
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -72,10 +94,14 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.state.connections.discard(self)
+        self.state.runner.release(self)
         for cycle in (self.current, self.receiving):
             if cycle is not None:
                 cycle.disconnect()
         self.pipeline.clear()
+        if self.websocket is not None:
+            self.websocket.disconnect()
+            self.state.websockets.discard(self)
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
@@ -86,6 +112,13 @@ class Connection(asyncio.Protocol):
         if self.lingering:
             self.close()
             return True
+        websocket = self.websocket
+        if websocket is not None:
+            if websocket is self.current:
+                websocket.eof()
+                return True
+            self.pipeline.remove(websocket)  # still waiting: it will never be answered
+            self.websocket = None
         self.proto.receive_data(b"")
         receiving = self.receiving
         if receiving is not None and not receiving.request_complete:
@@ -97,15 +130,18 @@ class Connection(asyncio.Protocol):
         return True
 
     def data_received(self, data: bytes) -> None:
-        if self.lingering:
-            self._lingered += len(data)
-            if self._lingered > LINGER_MAX_BYTES:
-                self.close()
+        sink = self._sink
+        if sink is not None:
+            sink(data)
             return
-        for event in self.proto.receive_data(data):
+        events = self.proto.receive_data(data)
+        for event in events:
             kind = type(event)
             if kind is Request:
-                self._on_request(event)  # type: ignore[arg-type]
+                if event.upgrade and event is self.proto.upgrade_request:  # type: ignore[union-attr]
+                    self._on_upgrade(event, events)
+                else:
+                    self._on_request(event)  # type: ignore[arg-type]
             elif kind is Data:
                 if self.receiving is not None:
                     self.receiving.feed(event.data)  # type: ignore[union-attr]
@@ -125,6 +161,16 @@ class Connection(asyncio.Protocol):
         elif self.deadline_kind == "head":
             self.deadline = NO_DEADLINE
             self.deadline_kind = "busy"
+
+    def _drop_lingering(self, data: bytes) -> None:
+        self._lingered += len(data)
+        if self._lingered > LINGER_MAX_BYTES:
+            self.close()
+
+    def _hold(self, data: bytes) -> None:
+        self.proto.receive_data(data)  # kept by the protocol until the handshake's answer
+        if self.proto.held_bytes > MAX_HELD_BYTES:
+            self.pause_reading()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -186,6 +232,29 @@ class Connection(asyncio.Protocol):
             self.closed = True
             self.transport.abort()
 
+    # -- what a WebSocket session uses besides (the WebSocketChannel protocol) ----------
+
+    def switch_protocol(self, session: WebSocketCycle) -> bytes:
+        """The 101 is written: from now on every byte received goes to `session`. Returns
+        what arrived after the handshake request."""
+        self.state.access_log.log(self.client_addr, session.request, 101)
+        held = self.proto.take_upgrade_data()
+        self._sink = session.data_received
+        self.state.websockets.add(self)
+        self.deadline_kind = "websocket"
+        self.deadline = NO_DEADLINE
+        if self._read_paused:
+            self.resume_reading()
+        return held
+
+    def answered(self) -> None:
+        """A WebSocket handshake was answered with an HTTP refusal; the connection ends."""
+        cycle = self.current
+        if cycle is not None:
+            self.state.access_log.log(self.client_addr, cycle.request, cycle.status)
+        self.current = None
+        self._linger()
+
     # -- requests ---------------------------------------------------------------------
 
     def _on_request(self, request: Request) -> None:
@@ -218,9 +287,41 @@ class Connection(asyncio.Protocol):
         item = self.pipeline.popleft()
         if isinstance(item, BadRequest):
             self._answer_bad_request(item)
+        elif item is self.websocket:
+            self._start_websocket(item)
         else:
             self._start(item)
             self.resume_reading()
+
+    def _on_upgrade(self, request: Request, events: list[Event]) -> None:
+        """A request asked to switch to WebSocket; the protocol holds the bytes after it."""
+        runner = self.state.websocket
+        if runner is None:
+            # --ws off, or a WSGI app: a plain request (RFC 9110 section 7.8 lets a server
+            # ignore Upgrade), and what follows it is HTTP again. Its events go to the end
+            # of the list being dispatched, right after this request's EndOfMessage.
+            self._on_request(request)
+            events += self.proto.resume_after_upgrade()
+            return
+        cycle = self.websocket = runner.cycle(request, self)
+        self._sink = self._hold
+        if self.current is None and not self.pipeline:
+            self._start_websocket(cycle)
+        else:
+            self.pipeline.append(cycle)
+
+    def _start_websocket(self, cycle: WebSocketCycle) -> None:
+        state = self.state
+        self.current = cycle
+        self.deadline = NO_DEADLINE
+        self.deadline_kind = "busy"
+        if state.limit_concurrency and len(state.runner.running) >= state.limit_concurrency:
+            cycle.status = 503
+            self.write(self.proto.refuse_upgrade(503, "server at its concurrency limit"))
+            self.answered()
+            return
+        assert state.websocket is not None
+        state.websocket.start(cycle)
 
     def _on_bad_request(self, event: BadRequest) -> None:
         receiving = self.receiving
@@ -266,6 +367,7 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.lingering = True
+        self._sink = self._drop_lingering
         self.deadline_kind = "linger"
         self.deadline = self.state.loop.time() + LINGER_SECONDS
         if self._read_paused:
@@ -281,6 +383,9 @@ class Connection(asyncio.Protocol):
 
     def on_deadline(self) -> None:
         """Called by the reaper once `deadline` has passed."""
+        if self.deadline_kind == "websocket" and self.websocket is not None:
+            self.websocket.on_deadline()
+            return
         if self.deadline_kind == "head":
             # RFC 9110 section 15.5.9: 408 for a request that did not arrive in time.
             self.write(self.proto.error_response(408, "request headers not received in time"))
@@ -294,8 +399,11 @@ class Connection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Graceful stop: close when idle; otherwise after the response in progress,
-        whose head (if not sent yet) says so (RFC 9112 section 9.6)."""
-        if self.current is None:
+        whose head (if not sent yet) says so (RFC 9112 section 9.6). A WebSocket session
+        closes with 1012 (Service Restart)."""
+        if self.websocket is not None and self.websocket is self.current:
+            self.websocket.shutdown()
+        elif self.current is None:
             self.close()
         else:
             self.proto.close_after_response()

@@ -4,8 +4,9 @@ How this works. `Server.serve()` runs lifespan startup, starts listening on the 
 sockets (bound by the caller, so a supervisor can share them across workers), logs one
 "Listening on ..." line per socket (the readiness signal tests and operators wait for) and
 waits for a stop request (SIGINT/SIGTERM, or `request_stop()`). Then it stops accepting,
-closes idle connections, gives requests in progress `timeout_graceful` seconds, cancels what
-is left, and runs lifespan shutdown. A reaper runs a few times a second and closes
+closes idle connections and WebSockets (1012), gives requests and sessions in progress
+`timeout_graceful` seconds, cancels what is left, lets closing handshakes finish, and runs
+lifespan shutdown. A reaper runs a few times a second and closes
 connections whose deadline (keep-alive idle or header read) has passed.
 """
 
@@ -22,6 +23,7 @@ from typing import Any, Final, Protocol
 
 from rootserve.asgi.http import ASGIRunner
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
+from rootserve.asgi.websocket import CLOSE_TIMEOUT, WebSocketRunner, WSConfig
 from rootserve.config import Config
 from rootserve.observe.access import AccessLog, NullAccessLog, printable
 from rootserve.protocol.events import BadRequest, Request
@@ -62,7 +64,8 @@ class Runner(Protocol):
 
     def cycle(self, request: Request, channel: Any) -> Any: ...
     def start(self, cycle: Any) -> None: ...
-    def close(self) -> None: ...
+    def release(self, channel: Any) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -78,7 +81,9 @@ class ServerState:
     server_header: bytes | None
     date_header: bool
     access_log: AccessLog | NullAccessLog
+    websocket: WebSocketRunner | None = None  # None: --ws off, or a WSGI app
     connections: set[Connection] = field(default_factory=set)
+    websockets: Running = field(default_factory=Running)  # connections switched to WebSocket
     shutting_down: bool = False
 
     def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
@@ -173,16 +178,33 @@ class Server:
             runner = WSGIRunner(
                 self.app,
                 threads=config.threads,
-                root_path=config.root_path,
+                root_path=config.root_path.rstrip("/"),
                 multiprocess=self.multiprocess,
                 loop=loop,
             )
         else:
             runner = ASGIRunner(
-                self.app, root_path=config.root_path, state=lifespan.state, loop=loop
+                self.app, root_path=config.root_path.rstrip("/"), state=lifespan.state, loop=loop
+            )
+        websocket = None
+        if self.interface != "wsgi" and config.ws != "off":
+            websocket = WebSocketRunner(
+                self.app,
+                root_path=config.root_path.rstrip("/"),
+                state=lifespan.state,
+                loop=loop,
+                running=runner.running,
+                config=WSConfig(
+                    max_size=config.ws_max_size,
+                    max_queue=config.ws_max_queue,
+                    per_message_deflate=config.ws_per_message_deflate,
+                    ping_interval=config.ws_ping_interval,
+                    ping_timeout=config.ws_ping_timeout,
+                ),
             )
         state = ServerState(
             runner=runner,
+            websocket=websocket,
             loop=loop,
             limits=Limits(
                 max_request_line_bytes=config.max_request_line,
@@ -221,7 +243,7 @@ class Server:
             logger.info("Shutting down")
             await self._shutdown(state, servers)
             reaper.stop()
-            runner.close()
+            await runner.aclose()
             await lifespan.shutdown()
             self._remove_signal_handlers(loop)
         return self.exit_code
@@ -242,6 +264,9 @@ class Server:
             for cycle in running:
                 cycle.cancel()
             await running.wait_empty(5)
+        # WebSockets whose closing handshake is under way: the reaper ends each at the
+        # latest CLOSE_TIMEOUT after its close frame (RFC 6455 section 7.1.1).
+        await state.websockets.wait_empty(CLOSE_TIMEOUT + 2 * MAX_TICK)
         for conn in list(state.connections):
             conn.close()
 
@@ -268,7 +293,16 @@ class Server:
 
 
 def _tick(config: Config) -> float:
-    timeouts = [t for t in (config.timeout_keep_alive, config.timeout_header) if t > 0]
+    timeouts = [
+        t
+        for t in (
+            config.timeout_keep_alive,
+            config.timeout_header,
+            config.ws_ping_interval,
+            config.ws_ping_timeout,
+        )
+        if t > 0
+    ]
     return min([MAX_TICK, *(t / 4 for t in timeouts)])
 
 

@@ -37,6 +37,7 @@ logger = logging.getLogger("rootserve.error")
 WRITE_HIGH_WATER: Final = 256 * 1024  # bytes handed to the loop and not yet on the socket
 FILE_BLOCK: Final = 256 * 1024
 _STATUS: Final = re.compile(r"[1-9][0-9]{2} [^\r\n\x00]*")
+_STATUS_CODES: dict[str, int] = {}  # status lines already checked, and their codes
 
 
 class WSGIChannel(Protocol):
@@ -87,6 +88,7 @@ class WSGICycle:
         "_writable",
         "_written_bytes",
         "channel",
+        "complete",
         "disconnected",
         "request",
         "request_complete",
@@ -107,6 +109,7 @@ class WSGICycle:
             self._body = BodyInput(resume_reading=self._resume_reading, ask_for_body=ask)
         self._expect_continue = request.expect_continue
         self.disconnected = False
+        self.complete = False
         self.status = 0
         self._sent_bytes = 0  # app thread only
         self._written_bytes = 0  # loop thread only
@@ -116,6 +119,8 @@ class WSGICycle:
     # -- loop thread: the request body and the connection's state --------------------
 
     def feed(self, data: bytes) -> None:
+        if self.complete:
+            return  # answered already: the rest of the body is read and dropped
         if self._body.feed(data):  # type: ignore[union-attr]
             self.channel.pause_reading()
 
@@ -169,12 +174,11 @@ class WSGICycle:
         self._before_head()
         proto = self.channel.proto
         try:
-            data = proto.send_response(status, headers, body)
-            end = proto.send_end()
+            data = proto.send_whole_response(status, headers, body)
         except LocalProtocolError as exc:
             self._fail(str(exc))
             return
-        self.channel.write(data + end if end else data)
+        self.channel.write(data)
         self._complete(proto.response_keep_alive)
 
     def deliver_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -240,6 +244,8 @@ class WSGICycle:
     def _fail(self, reason: str | None) -> None:
         if reason:
             logger.error("WSGI app response refused: %s", reason)
+        # The app thread may still be walking the body: it must stop and close() it.
+        self.disconnect()
         self.status = 500
         proto = self.channel.proto
         proto.abandon()
@@ -251,6 +257,7 @@ class WSGICycle:
         # the body: the connection cannot be reused (RFC 9110 section 10.1.1).
         if self._expect_continue and not self.request_complete:
             keep_alive = False
+        self.complete = True
         self.channel.response_complete(keep_alive)
 
     # -- app thread: the _Output the call hands the response to -------------------------
@@ -287,17 +294,25 @@ class WSGICycle:
     def describe(self) -> str:
         return f"{self.request.method} {printable(self.request.target.decode('latin-1'))}"
 
+    def _must_wait(self) -> bool:
+        # Too much handed over and not yet written, or the transport's buffer is over its
+        # high-water mark (the socket is not taking bytes): either way, hold the app thread.
+        if self.disconnected:
+            return False
+        return (
+            self._sent_bytes - self._written_bytes > WRITE_HIGH_WATER or self.channel.write_paused
+        )
+
     def _wait_for_socket(self, size: int) -> None:
         self._sent_bytes += size
-        # Wait while too much is handed over but not yet taken by the socket. The loop
-        # thread adds to _written_bytes before it sets the event, so checking after
-        # clear() cannot miss a wake-up.
-        while self._sent_bytes - self._written_bytes > WRITE_HIGH_WATER and not self.disconnected:
+        # The loop thread updates _written_bytes and write_paused before it sets the event,
+        # so checking again after clear() cannot miss a wake-up.
+        while self._must_wait():
             event = self._writable
             if event is None:
                 event = self._writable = threading.Event()
             event.clear()
-            if self._sent_bytes - self._written_bytes <= WRITE_HIGH_WATER or self.disconnected:
+            if not self._must_wait():
                 break
             event.wait(1.0)
 
@@ -421,8 +436,13 @@ def _check_start(
     """PEP 3333 "The start_response() Callable": the status is a native string such as
     "200 OK" and each header a (name, value) tuple of native strings. CR, LF or NUL in a
     header (response splitting) is found, and named, when the head is framed."""
-    if type(status) is not str or _STATUS.fullmatch(status) is None:
-        raise ValueError(f"start_response status must be a str like '200 OK', got {status!r}")
+    code = _STATUS_CODES.get(status)
+    if code is None:
+        if type(status) is not str or _STATUS.fullmatch(status) is None:
+            raise ValueError(f"start_response status must be a str like '200 OK', got {status!r}")
+        code = int(status[:3])
+        if len(_STATUS_CODES) < 256:
+            _STATUS_CODES[status] = code
     out = []
     try:
         for name, value in headers:
@@ -439,7 +459,7 @@ def _check_start(
                         f"header {pair[0]!r} is not latin-1 text (PEP 3333: ISO-8859-1 only)"
                     ) from None
         raise
-    return int(status[:3]), out
+    return code, out
 
 
 class WSGIRunner:
@@ -471,5 +491,8 @@ class WSGIRunner:
         self.running.add(cycle)
         self.pool.submit(cycle)
 
-    def close(self) -> None:
+    def release(self, channel: Any) -> None:
+        return None
+
+    async def aclose(self) -> None:
         self.pool.stop()
