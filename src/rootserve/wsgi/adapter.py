@@ -17,6 +17,7 @@ import asyncio
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
@@ -272,24 +273,24 @@ class WSGICycle:
         WSGICall(self).run(runner.app, environ)
 
     def hand_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._loop.call_soon_threadsafe(self.deliver_whole, status, headers, body)
+        self._runner.back(self.deliver_whole, status, headers, body)
 
     def hand_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._loop.call_soon_threadsafe(self.deliver_head, status, headers, body)
+        self._runner.back(self.deliver_head, status, headers, body)
         self._wait_for_socket(len(body))
 
     def hand_chunk(self, body: bytes) -> None:
-        self._loop.call_soon_threadsafe(self.deliver_chunk, body)
+        self._runner.back(self.deliver_chunk, body)
         self._wait_for_socket(len(body))
 
     def hand_end(self) -> None:
-        self._loop.call_soon_threadsafe(self.deliver_end)
+        self._runner.back(self.deliver_end)
 
     def hand_error(self, sent: bool) -> None:
-        self._loop.call_soon_threadsafe(self.deliver_error, sent)
+        self._runner.back(self.deliver_error, sent)
 
     def hand_nothing(self) -> None:
-        self._loop.call_soon_threadsafe(self.finished)
+        self._runner.back(self.finished)
 
     def describe(self) -> str:
         return f"{self.request.method} {printable(self.request.target.decode('latin-1'))}"
@@ -483,13 +484,49 @@ class WSGIRunner:
             root_path=root_path, scheme="http", multiprocess=multiprocess, file_wrapper=FileWrapper
         )
         self.pool = AppThreads(threads)
+        # Hand-offs go in batches, both ways. Every switch of the GIL between the loop
+        # thread and an app thread costs futex calls, and uvloop lets the GIL go between
+        # its callbacks; so the requests of one pass of the loop reach the app threads
+        # together, after the pass, and the answers of the app threads come back to the
+        # loop in one wake-up however many there are (DESIGN.md: the hand-off is on the
+        # hot path). An app thread still takes one request at a time.
+        self._to_threads: list[WSGICycle] = []
+        self._back: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
+        self._back_scheduled = False
 
     def cycle(self, request: Request, channel: Any) -> WSGICycle:
         return WSGICycle(request, channel, self, self.loop)
 
     def start(self, cycle: WSGICycle) -> None:
         self.running.add(cycle)
-        self.pool.submit(cycle)
+        self._to_threads.append(cycle)
+        if len(self._to_threads) == 1:
+            self.loop.call_soon(self._submit_all)
+
+    def _submit_all(self) -> None:
+        cycles, self._to_threads = self._to_threads, []
+        submit = self.pool.submit
+        for cycle in cycles:
+            submit(cycle)
+
+    def back(self, callback: Callable[..., None], *args: Any) -> None:
+        """From an app thread: run `callback(*args)` on the loop, in order."""
+        self._back.append((callback, args))
+        if not self._back_scheduled:
+            self._back_scheduled = True
+            self.loop.call_soon_threadsafe(self._run_back)
+
+    def _run_back(self) -> None:
+        # The flag drops before the queue is drained: an item added after the drain sees
+        # it down and schedules another pass, so none is left behind.
+        self._back_scheduled = False
+        popleft = self._back.popleft
+        while self._back:
+            callback, args = popleft()
+            try:
+                callback(*args)
+            except Exception as exc:  # one answer's failure must not strand the others
+                logger.critical("Error handing a WSGI response to the loop", exc_info=exc)
 
     def release(self, channel: Any) -> None:
         return None
