@@ -72,7 +72,6 @@ _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
 _NO_BODY_STATUS: Final = frozenset({204, 304})
-_FRAMING_FIELDS: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -625,7 +624,7 @@ class HTTP11Connection:
             return _CONTINUE
         lines = [status_line(status)]
         for name, value in headers or ():
-            if (name, value) not in _GOOD_FIELDS:
+            if (name, value) not in _FIELDS:
                 _check_field(name, value)
             lines.append(name + b": " + value + b"\r\n")
         lines.append(b"\r\n")
@@ -656,23 +655,21 @@ class HTTP11Connection:
         add = lines.append
         extend = lines.extend
         for name, value in headers:
-            if (name, value) not in _GOOD_FIELDS:
-                _check_field(name, value)
-            lname = name.lower()
-            if lname in _FRAMING_FIELDS:
-                if lname == b"content-length":
-                    if not value.isdigit() or length is not None:
-                        raise LocalProtocolError(f"invalid or repeated content-length {value!r}")
-                    length = int(value)
-                    if status == 204:
-                        continue  # RFC 9110 section 8.6: never in a 204
-                elif lname == b"connection":
-                    if b"close" in value.lower():
-                        keep_alive = False
-                    continue  # re-added below to match our decision
-                else:
-                    continue  # transfer-encoding: framing is ours (RFC 9112 section 6.1)
-            extend((name, b": ", value, b"\r\n"))
+            kind = _FIELDS.get((name, value))
+            if kind is None:
+                kind = _check_field(name, value)
+            if kind == _PLAIN:
+                extend((name, b": ", value, b"\r\n"))
+            elif kind >= 0:  # Content-Length, its value
+                if length is not None:
+                    raise LocalProtocolError("more than one content-length")
+                length = kind
+                if status != 204:  # RFC 9110 section 8.6: never in a 204
+                    extend((name, b": ", value, b"\r\n"))
+            elif kind == _CONNECTION_CLOSE:
+                keep_alive = False  # re-added below, to match our decision
+            # else Connection without close, or Transfer-Encoding: framing is ours to decide
+            # (RFC 9112 section 6.1), and a Connection header is re-added below.
         if self._server_line:
             add(self._server_line)
         if self._add_date:
@@ -808,7 +805,7 @@ class HTTP11Connection:
         lines = [_SWITCHING_LINE]
         add = lines.append
         for name, value in headers:
-            if (name, value) not in _GOOD_FIELDS:
+            if (name, value) not in _FIELDS:
                 _check_field(name, value)
             add(name + b": " + value + b"\r\n")
         if self._server_line:
@@ -866,16 +863,21 @@ class HTTP11Connection:
         return events
 
 
-# Header fields already checked: apps send the same few fields again and again, so most
-# responses pass with one set lookup per field. Bounded, and only ever holds valid fields.
-_GOOD_FIELDS: set[tuple[bytes, bytes]] = set()
-_GOOD_FIELDS_MAX: Final = 4096
+# Header fields already checked, and what they mean for framing: apps send the same few
+# fields again and again, so most responses pass with one dict lookup per field. Bounded,
+# and it only ever holds valid fields.
+_FIELDS: dict[tuple[bytes, bytes], int] = {}
+_FIELDS_MAX: Final = 4096
+_PLAIN: Final = -1  # an ordinary field, sent as it is
+_CONNECTION_CLOSE: Final = -2  # Connection: close
+_DROPPED: Final = -3  # Transfer-Encoding, or Connection without close: ours to decide
+# Any other value is a Content-Length, and the value is its number.
 
 
-def _check_field(name: bytes, value: bytes) -> None:
-    """A response field must have a token for a name (RFC 9110 section 5.1) and no CR, LF or
-    NUL in its value: those would add lines of the sender's choosing (response splitting,
-    RFC 9110 section 5.5)."""
+def _check_field(name: bytes, value: bytes) -> int:
+    """Check a response field and say what it is (see _FIELDS). A field must have a token
+    for a name (RFC 9110 section 5.1) and no CR, LF or NUL in its value: those would add
+    lines of the sender's choosing (response splitting, RFC 9110 section 5.5)."""
     if type(name) is not bytes or type(value) is not bytes:
         raise TypeError(f"header names and values must be bytes, got {(name, value)!r}")
     if TOKEN.fullmatch(name) is None:
@@ -885,5 +887,16 @@ def _check_field(name: bytes, value: bytes) -> None:
             f"header {name!r} has CR, LF or NUL in its value (refused: response splitting, "
             "RFC 9110 section 5.5)"
         )
-    if len(_GOOD_FIELDS) < _GOOD_FIELDS_MAX:
-        _GOOD_FIELDS.add((name, value))
+    lname = name.lower()
+    kind = _PLAIN
+    if lname == b"content-length":
+        if not value.isdigit():
+            raise LocalProtocolError(f"invalid content-length {value!r}")
+        kind = int(value)
+    elif lname == b"connection":
+        kind = _CONNECTION_CLOSE if b"close" in value.lower() else _DROPPED
+    elif lname == b"transfer-encoding":
+        kind = _DROPPED
+    if len(_FIELDS) < _FIELDS_MAX:
+        _FIELDS[(name, value)] = kind
+    return kind
