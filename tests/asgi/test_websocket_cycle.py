@@ -47,7 +47,7 @@ class FakeChannel:
         self.client_addr = ("127.0.0.1", 50000)
         self.writes: list[bytes] = []
         self.pauses = self.resumes = 0
-        self.switched: WebSocketCycle | None = None
+        self.switched: Callable[[bytes], None] | None = None
         self.was_answered = self.closed = self.aborted = False
 
     @property
@@ -68,12 +68,17 @@ class FakeChannel:
     def resume_reading(self) -> None:
         self.resumes += 1
 
-    def switch_protocol(self, session: WebSocketCycle) -> bytes:
-        self.switched = session
+    def switch_protocol(self, data_received: Callable[[bytes], None]) -> bytes:
+        self.switched = data_received
         return self.proto.take_upgrade_data()
 
     def answered(self) -> None:
         self.was_answered = True
+
+    def received(self, data: bytes) -> None:
+        """Bytes from the client, after the switch: to the session, as the server does."""
+        assert self.switched is not None, "no switch yet"
+        self.switched(data)
 
     def close(self) -> None:
         self.closed = True
@@ -204,12 +209,12 @@ def test_messages_in_order_then_disconnect():
     async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> list[Message]:
         await accepted(cycle)
         peer = Peer(channel)
-        cycle.data_received(
+        channel.received(
             peer.send(Opcode.TEXT, b"one")
             + peer.send(Opcode.BINARY, b"tw", fin=False)
             + peer.send(Opcode.CONT, b"o")
         )
-        cycle.data_received(peer.send(Opcode.CLOSE, b"\x0f\xa0bye"))  # 4000
+        channel.received(peer.send(Opcode.CLOSE, b"\x0f\xa0bye"))  # 4000
         return [await cycle.receive() for _ in range(3)]
 
     async def check(cycle: WebSocketCycle, channel: FakeChannel) -> None:
@@ -232,7 +237,7 @@ def test_reading_pauses_at_max_queue():
         await accepted(cycle)
         peer = Peer(channel)
         for n in range(3):
-            cycle.data_received(peer.send(Opcode.TEXT, b"m%d" % n))
+            channel.received(peer.send(Opcode.TEXT, b"m%d" % n))
         assert channel.pauses == 1
         assert (await cycle.receive())["text"] == "m0"
         assert channel.resumes == 0  # two still wait: that is max_queue
@@ -242,6 +247,22 @@ def test_reading_pauses_at_max_queue():
     run_cycle(steps, config=WSConfig(max_queue=2, ping_interval=0))
 
 
+def test_reading_stops_while_the_transport_is_full():
+    # A client that sends pings and reads nothing must not grow our write buffer forever.
+    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+        await accepted(cycle)
+        peer = Peer(channel)
+        channel.write_paused = True
+        channel.received(peer.send(Opcode.PING, b"p"))
+        assert (channel.pauses, channel.resumes) == (1, 0)
+        channel.write_paused = False
+        cycle.writable()
+        assert (channel.pauses, channel.resumes) == (1, 1)
+        assert [(f.opcode, f.data) for f in peer.frames()] == [(Opcode.PONG, b"p")]
+
+    run_cycle(steps)
+
+
 def test_receive_waits_for_the_next_message():
     async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
         await accepted(cycle)
@@ -249,7 +270,7 @@ def test_receive_waits_for_the_next_message():
         waiting = asyncio.ensure_future(cycle.receive())
         await asyncio.sleep(0)
         assert not waiting.done()
-        cycle.data_received(peer.send(Opcode.TEXT, b"now"))
+        channel.received(peer.send(Opcode.TEXT, b"now"))
         assert await waiting == {"type": "websocket.receive", "text": "now"}
 
     run_cycle(steps)
@@ -316,7 +337,7 @@ def test_send_after_own_close_is_an_error():
         await accepted(cycle)
         await cycle.send({"type": "websocket.close", "code": 4001, "reason": "done"})
         assert channel.deadline < float("inf")  # the close timeout runs
-        with pytest.raises(RuntimeError, match="session is over"):
+        with pytest.raises(RuntimeError, match="after websocket"):
             await cycle.send({"type": "websocket.send", "text": "late"})
         frames = Peer(channel).frames()
         assert [(f.opcode, f.data) for f in frames] == [(Opcode.CLOSE, b"\x0f\xa1done")]
@@ -335,7 +356,7 @@ def test_ping_pong_then_timeout_fails_with_1011():
         cycle.on_deadline()  # a ping is due
         (ping,) = peer.frames()
         assert ping.opcode is Opcode.PING
-        cycle.data_received(peer.send(Opcode.PONG, bytes(ping.data)))
+        channel.received(peer.send(Opcode.PONG, bytes(ping.data)))
         cycle.on_deadline()  # the next ping
         cycle.on_deadline()  # its pong is late
         frames = peer.frames()
@@ -407,3 +428,178 @@ def test_protocol_refuses_a_held_upgrade():
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"connection: close\r\nx-why: because\r\n" in answer
     assert proto.pending_responses == 0
+
+
+# -- the app's call, start to end ----------------------------------------------------------
+
+
+def run_app(app: Any, channel: FakeChannel | None = None) -> tuple[WebSocketCycle, FakeChannel]:
+    """Start the cycle as the server does and wait (bounded) for the app's call to end."""
+    channel = channel or FakeChannel()
+
+    async def main() -> WebSocketCycle:
+        runner = WebSocketRunner(
+            app,
+            root_path="",
+            state=None,
+            loop=asyncio.get_running_loop(),
+            running=Running(),
+            config=WSConfig(ping_interval=0, per_message_deflate=False),
+        )
+        cycle = runner.cycle(channel.request, channel)
+        runner.start(cycle)
+        assert cycle.task is not None
+        await asyncio.wait_for(cycle.task, 10)
+        return cycle
+
+    return asyncio.run(main()), channel
+
+
+def test_app_returning_without_an_answer_gets_500(caplog: pytest.LogCaptureFixture):
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+
+    _, channel = run_app(app)
+    assert channel.writes[0].startswith(b"HTTP/1.1 500 ")
+    assert channel.was_answered
+    assert "without accepting or closing" in caplog.text
+
+
+@pytest.mark.parametrize("finish", ["return", "raise"])
+def test_denial_cut_short(finish: str):
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"par", "more_body": True})
+        if finish == "raise":
+            raise RuntimeError("mid-answer")
+
+    _, channel = run_app(app)
+    head = channel.writes[0]
+    assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+    assert b"transfer-encoding: chunked\r\n" in head and b"connection: close\r\n" in head
+    assert channel.aborted  # a partial answer can only be cut
+
+
+def test_denial_head_without_body_gets_500():
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+
+    _, channel = run_app(app)
+    assert channel.writes[0].startswith(b"HTTP/1.1 500 ")
+
+
+@pytest.mark.parametrize(
+    ("messages", "words"),
+    [
+        ([{"type": "websocket.accept", "headers": [("x", "y")]}], "pairs of bytes"),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 200, "headers": [(1, 2)]},
+                {"type": "websocket.http.response.body", "body": b""},
+            ],
+            "pairs of bytes",
+        ),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 200},
+                {"type": "websocket.http.response.body", "body": "text"},
+            ],
+            "must be bytes",
+        ),
+    ],
+)
+def test_bad_answers_name_the_rule(
+    messages: list[Message], words: str, caplog: pytest.LogCaptureFixture
+):
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for message in messages:
+            await send(message)
+
+    run_app(app)
+    assert words in caplog.text
+
+
+def test_client_gone_before_accept():
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        seen.append(await receive())  # waits: nothing comes before the accept but this
+        try:
+            await send({"type": "websocket.accept"})
+        except OSError as exc:
+            seen.append(exc)
+            raise
+
+    channel = FakeChannel()
+
+    async def main() -> None:
+        runner = WebSocketRunner(
+            app,
+            root_path="",
+            state=None,
+            loop=asyncio.get_running_loop(),
+            running=Running(),
+            config=WSConfig(),
+        )
+        cycle = runner.cycle(channel.request, channel)
+        runner.start(cycle)
+        await asyncio.sleep(0)
+        cycle.eof()
+        assert channel.closed  # nothing more can come: the connection ends
+        cycle.disconnect()  # what the connection's loss does next
+        assert cycle.task is not None
+        await asyncio.wait_for(cycle.task, 10)
+
+    asyncio.run(main())
+    assert seen[0] == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+    assert isinstance(seen[1], ClientDisconnected)
+
+
+def test_app_returning_a_value_is_logged(caplog: pytest.LogCaptureFixture):
+    async def app(scope: Any, receive: Any, send: Any) -> int:
+        await receive()
+        await send({"type": "websocket.accept"})
+        return 3
+
+    _, channel = run_app(app)
+    assert "must return None" in caplog.text
+    (close,) = Peer(channel).frames()
+    assert close.opcode is Opcode.CLOSE and close.data == b"\x03\xe8"  # 1000
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_frames_of_every_length_form(size: int):
+    payload = bytes(range(256)) * (size // 256 + 1)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "bytes": payload[:size]})
+        await send({"type": "websocket.send", "text": "t" * size})
+
+    _, channel = run_app(app)
+    frames = Peer(channel).frames()
+    assert [(f.opcode, len(f.data)) for f in frames[:2]] == [
+        (Opcode.BINARY, size),
+        (Opcode.TEXT, size),
+    ]
+    assert frames[0].data == payload[:size]
+
+
+def test_messages_after_our_close_are_dropped_and_pings_need_no_timeout():
+    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+        await accepted(cycle)
+        peer = Peer(channel)
+        cycle.on_deadline()  # a ping; with no ping timeout, no pong is waited for...
+        cycle.on_deadline()  # ...so the next deadline is the next ping, not a failure
+        assert [f.opcode for f in peer.frames()] == [Opcode.PING, Opcode.PING]
+        await cycle.send({"type": "websocket.close"})
+        channel.received(peer.send(Opcode.TEXT, b"too late"))
+        channel.received(peer.send(Opcode.CLOSE, b"\x03\xe8"))
+        assert await cycle.receive() == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
+
+    run_cycle(steps, config=WSConfig(ping_interval=5, ping_timeout=0))

@@ -298,7 +298,8 @@ def test_close_frame_is_echoed_then_tcp_closed(server: Running):
 
 
 def test_server_pings_and_closes_1011_without_pong():
-    with serve(ws_apps.app, ws_ping_interval=0.2, ws_ping_timeout=0.3) as running:
+    # A generous timeout: the first pong must make it in time even on a loaded machine.
+    with serve(ws_apps.app, ws_ping_interval=0.2, ws_ping_timeout=1.0) as running:
         raw = open_session(running)
         try:
             opcode, payload = raw.frame()
@@ -342,3 +343,17 @@ def test_slow_reader_pauses_reading_and_loses_nothing():
         seen = wait_done(token)
     assert [m.get("text") for m in seen[:-1]] == [f"m{i}" for i in range(50)]
     assert seen[-1]["code"] == 1000
+
+
+def test_shutdown_does_not_wait_past_the_graceful_timeout_for_a_silent_client():
+    with serve(ws_apps.app, timeout_graceful=0.5) as running:
+        raw = open_session(running, "/wait")
+        try:
+            assert raw.frame() == (0x1, b"ready")
+            running.server.request_stop()
+            # 1012 (Service Restart); the client never answers the close frame...
+            assert raw.close_code() == (1012, b"server shutting down")
+            # ...and the server stops within the graceful time, not CLOSE_TIMEOUT (10 s).
+            assert running.server.stopped.wait(5)
+        finally:
+            raw.close()

@@ -1,24 +1,22 @@
-"""One ASGI WebSocket session: the handshake, messages both ways, the close.
+"""One ASGI WebSocket cycle: from the handshake request to the end of the app's call.
 
 How this works. The server makes a `WebSocketCycle` for a request that asked to switch to
-WebSocket (the sans-IO HTTP protocol holds the bytes after it), and when the request's turn
-comes `WebSocketRunner.start` checks the handshake (RFC 6455 section 4.2.1: a bad one gets
-400 or 426, and the app never sees it) and runs the app with a `websocket` scope (ASGI spec
+WebSocket (the sans-IO HTTP protocol holds the bytes after it). When the request's turn
+comes, `WebSocketRunner.start` checks the handshake (RFC 6455 section 4.2.1; a bad one gets
+400 or 426 and the app never sees it) and runs the app with a `websocket` scope (ASGI spec
 2.4). The app's first `receive()` gives `websocket.connect`; its answer decides the rest:
 
-- `websocket.accept`: the 101 goes out and the connection switches; from then on its bytes
-  come to `data_received`, which feeds the `websockets` library's sans-IO protocol (frames,
-  masking, fragments, control frames, permessage-deflate, the close handshake, the size
-  limit). Text and binary messages go to the app; its messages go out as frames.
+- `websocket.accept`: the 101 goes out, the connection switches, and a `WebSocketSession`
+  (_websocket_session.py) carries the messages both ways until both sides have closed.
 - `websocket.close` first: 403, and the connection closes.
 - `websocket.http.response.start` and `.body` (the denial response extension): that HTTP
   answer, then the connection closes.
 
 The app sees `websocket.disconnect` with a close code when the peer closes (its code), the
-connection drops (1006), a protocol error fails it (1002, 1007, 1009), a ping goes unanswered
-(1011) or the server shuts down (1012). Reading pauses while `max_queue` messages wait for
-the app; `send()` waits while the transport's buffer is full. Pings and the close timeout
-are deadlines the worker's reaper looks at, like the HTTP timeouts: no timer per connection.
+connection drops (1006), a protocol error fails it (1002, 1007, 1009), a ping goes
+unanswered (1011), or the server shuts down (1012, Service Restart). When the app's call
+ends, an open session is closed for it (1000; 1011 if the app raised), and a handshake it
+never answered gets 500.
 """
 
 from __future__ import annotations
@@ -26,16 +24,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
-from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
-
-from websockets.exceptions import ProtocolError
-from websockets.frames import BINARY, CLOSE, CONT, PONG, TEXT, Frame
-from websockets.protocol import OPEN, SEND_EOF
-from websockets.server import ServerProtocol
-from websockets.typing import BytesLike
 
 from rootserve.asgi._websocket_handshake import (
     Handshake,
@@ -44,6 +35,7 @@ from rootserve.asgi._websocket_handshake import (
     check_handshake,
     deflate_factory,
 )
+from rootserve.asgi._websocket_session import ABNORMAL, CLOSE_TIMEOUT, NORMAL, WebSocketSession
 from rootserve.asgi.http import ClientDisconnected, build_scope
 from rootserve.observe.access import printable
 from rootserve.protocol.events import Request
@@ -51,20 +43,22 @@ from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.running import Running
 from rootserve.types import ASGIApp, Message, Scope
 
-__all__ = ["CLOSE_TIMEOUT", "WSConfig", "WebSocketChannel", "WebSocketCycle", "WebSocketRunner"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "WSConfig",
+    "WebSocketChannel",
+    "WebSocketCycle",
+    "WebSocketRunner",
+]
 
 logger = logging.getLogger("rootserve.error")
 
-CLOSE_TIMEOUT: Final = 10.0  # seconds to wait for the peer's close frame after ours
-NORMAL: Final = 1000  # RFC 6455 section 7.4.1
-ABNORMAL: Final = 1006  # closed without a close frame (never sent on the wire)
-INVALID_DATA: Final = 1007
-INTERNAL_ERROR: Final = 1011
+INTERNAL_ERROR: Final = 1011  # RFC 6455 section 7.4.1
 SERVICE_RESTART: Final = 1012
 
 
 class WebSocketChannel(Protocol):
-    """What a session needs from its connection (the server's Connection)."""
+    """What a WebSocket cycle needs from its connection (the server's Connection)."""
 
     proto: HTTP11Connection
     write_paused: bool
@@ -76,7 +70,7 @@ class WebSocketChannel(Protocol):
     async def drain(self) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
-    def switch_protocol(self, session: WebSocketCycle) -> bytes: ...
+    def switch_protocol(self, data_received: Callable[[bytes], None]) -> bytes: ...
     def answered(self) -> None: ...
     def close(self) -> None: ...
     def abort(self) -> None: ...
@@ -96,15 +90,12 @@ class WSConfig:
 class _State(enum.Enum):
     CONNECTING = "expecting websocket.accept, websocket.close or websocket.http.response.start"
     RESPONSE = "expecting websocket.http.response.body"
-    OPEN = "expecting websocket.send or websocket.close"
-    CLOSED = "the session is over (websocket.close or the whole response was sent)"
-
-
-_CONNECT: Final = {"type": "websocket.connect"}
+    OPEN = "accepted: the session carries the messages"
+    CLOSED = "refused, or the whole denial response was sent"
 
 
 class WebSocketCycle:
-    """The lifetime of one WebSocket connection, from its handshake request on."""
+    """The lifetime of one WebSocket handshake request and the app's call for it."""
 
     request_complete = True  # a handshake has no body
 
@@ -112,28 +103,22 @@ class WebSocketCycle:
         self.request = request
         self.channel = channel
         self.runner = runner
-        self.config = config = runner.config
         self.scope: Scope = {}
         self.status = 0
         self.task: asyncio.Task[None] | None = None
+        self.session: WebSocketSession | None = None
         self._state = _State.CONNECTING
         self._handshake: Handshake | None = None
-        self._ws: ServerProtocol | None = None
-        self._queue: deque[Message] = deque()
-        self._max_queue = config.max_queue or 1 << 62
-        self._waiter: asyncio.Future[Message] | None = None
         self._connect_pending = True
-        self._read_paused = False
-        self._fragments: list[BytesLike] = []
-        self._fragments_text = False
-        self._denial: tuple[int, Any] | None = None  # a held denial response head
-        self._ping: bytes | None = None  # the payload of the ping awaiting its pong
-        self._ping_sent = 0.0
-        self._closing = False  # our close frame is out; the deadline is the close timeout
+        self._waiter: asyncio.Future[Message] | None = None  # receive() before the accept
+        self._gone = False  # the connection ended before the accept
+        self._denial: tuple[int, Any] | None = None  # a denial response's head, held
         self._shutdown = False
-        self.disconnected = False
-        self.close_code = ABNORMAL
-        self.close_reason = ""
+
+    @property
+    def disconnected(self) -> bool:
+        session = self.session
+        return session.ended if session is not None else self._gone
 
     # -- what the connection calls -------------------------------------------------------
 
@@ -148,148 +133,72 @@ class WebSocketCycle:
         """End of the request body."""
 
     def writable(self) -> None:
-        """The transport drained (send() waits on the channel's drain() instead)."""
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes from the client after the switch."""
-        ws = self._ws
-        assert ws is not None
-        ws.receive_data(data)
-        failed = False
-        # After the handshake the library gives frames only.
-        frames: list[Frame] = ws.events_received()  # type: ignore[assignment]
-        for frame in frames:
-            opcode = frame.opcode
-            if opcode is TEXT or opcode is BINARY:
-                if frame.fin:
-                    failed = not self._message(opcode is TEXT, frame.data)
-                else:
-                    self._fragments = [frame.data]
-                    self._fragments_text = opcode is TEXT
-            elif opcode is CONT:
-                self._fragments.append(frame.data)
-                if frame.fin:
-                    whole, self._fragments = b"".join(self._fragments), []
-                    failed = not self._message(self._fragments_text, whole)
-            elif opcode is CLOSE:
-                # RFC 6455 section 5.5.1: the library echoed it (unless it was our close's
-                # answer) and asks for the TCP close: the server closes first (7.1.1).
-                rcvd = ws.close_rcvd
-                assert rcvd is not None
-                self._end(rcvd.code, rcvd.reason)
-            elif opcode is PONG:
-                self._pong(frame.data)
-            # PING: the library queued the pong (RFC 6455 section 5.5.2).
-            if failed:
-                break
-        if (failed or ws.parser_exc is not None) and ws.close_sent is not None:
-            # RFC 6455 section 7.1.7: the connection failed with the code we sent (1002 for
-            # a protocol error, 1007 for bad UTF-8, 1009 for a message over max_size).
-            self._end(ws.close_sent.code, ws.close_sent.reason)
-        self._flush()
+        if self.session is not None:
+            self.session.writable()
 
     def eof(self) -> None:
         """The client closed its sending side."""
-        ws = self._ws
-        if ws is None:
-            self.channel.close()  # before the switch: nothing more can come
-            return
-        ws.receive_eof()  # without a close frame first, the connection failed: 1006
-        self._end(ABNORMAL, "")
-        self._flush()
-        self.channel.close()
+        if self.session is not None:
+            self.session.eof()
+        else:
+            self.channel.close()  # before the switch: the handshake can go no further
 
     def disconnect(self) -> None:
         """The connection is gone."""
-        self._end(ABNORMAL, "")
+        if self.session is not None:
+            self.session.end(ABNORMAL, "")
+            return
+        self._gone = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(_disconnect(ABNORMAL))
 
     def shutdown(self) -> None:
         """Graceful stop: close with 1012 (Service Restart), now or right after the accept."""
         self._shutdown = True
-        if self._state is _State.OPEN and not self.disconnected:
-            self._close(SERVICE_RESTART, "server shutting down")
-            self._end(SERVICE_RESTART, "server shutting down")
+        session = self.session
+        if session is not None and not (session.ended or session.closing):
+            session.close(SERVICE_RESTART, "server shutting down")
+            session.end(SERVICE_RESTART, "server shutting down")
+
+    def on_deadline(self) -> None:
+        if self.session is not None:
+            self.session.on_deadline()
 
     def cancel(self) -> None:
         """Graceful shutdown ran out of time."""
         if self.task is not None:
             self.task.cancel()
 
-    def on_deadline(self) -> None:
-        """The reaper found our deadline passed: a ping is due, a pong or a close is late."""
-        ws = self._ws
-        if self._closing or ws is None or ws.state is not OPEN:
-            self.channel.close()  # RFC 6455 section 7.1.1: the peer did not close in time
-            return
-        config = self.config
-        now = self.runner.loop.time()
-        if self._ping is not None:
-            # The pong did not come back in time: fail the connection (RFC 6455 7.1.7).
-            ws.fail(INTERNAL_ERROR, "keepalive ping timeout")
-            self._end(INTERNAL_ERROR, "keepalive ping timeout")
-            self._flush()
-            return
-        payload = os.urandom(4)  # tells this ping's pong from an unsolicited one (5.5.3)
-        ws.send_ping(payload)
-        self._flush()
-        if config.ping_timeout:
-            self._ping = payload
-            self._ping_sent = now
-            self.channel.deadline = now + config.ping_timeout
-        else:
-            self.channel.deadline = now + config.ping_interval
-
     # -- the app's side ------------------------------------------------------------------
 
-    async def receive(self) -> Message:
+    def receive(self) -> Awaitable[Message]:
+        session = self.session
+        if session is not None:
+            return session.receive()  # no extra coroutine on the way
+        return self._receive_before_accept()
+
+    def send(self, message: Message) -> Awaitable[None]:
+        session = self.session
+        if session is not None:
+            return session.send(message)
+        return self._send_before_accept(message)
+
+    async def _receive_before_accept(self) -> Message:
         if self._connect_pending:
             self._connect_pending = False
-            return dict(_CONNECT)
-        queue = self._queue
-        if queue:
-            message = queue.popleft()
-            if self._read_paused and len(queue) < self._max_queue:
-                self._read_paused = False
-                self.channel.resume_reading()
-            return message
-        if self.disconnected:
-            return self._disconnect_message()
-        waiter: asyncio.Future[Message] = self.runner.loop.create_future()
-        self._waiter = waiter
-        return await waiter
+            return {"type": "websocket.connect"}
+        if self._gone or self._state is _State.CLOSED:
+            return _disconnect(ABNORMAL)
+        self._waiter = asyncio.get_running_loop().create_future()
+        return await self._waiter
 
-    async def send(self, message: Message) -> None:
+    async def _send_before_accept(self, message: Message) -> None:
         kind = message.get("type")
         state = self._state
-        if self.disconnected:
-            raise ClientDisconnected(f"the WebSocket is closed ({self.close_code}); {kind!r}")
-        if state is _State.OPEN:
-            ws = self._ws
-            assert ws is not None
-            if kind == "websocket.send":
-                text = message.get("text")
-                data = message.get("bytes")
-                if text is not None and data is None:
-                    if type(text) is not str:
-                        raise TypeError(f"websocket.send 'text' must be str, got {type(text)}")
-                    ws.send_text(text.encode())
-                elif data is not None and text is None:
-                    if not isinstance(data, bytes | bytearray | memoryview):
-                        raise TypeError(f"websocket.send 'bytes' must be bytes, got {type(data)}")
-                    ws.send_binary(data)
-                else:
-                    raise TypeError(
-                        "websocket.send needs exactly one of 'bytes' and 'text' (ASGI spec)"
-                    )
-                channel = self.channel
-                channel.write(b"".join(ws.data_to_send()))
-                if channel.write_paused:
-                    await channel.drain()
-                return
-            if kind == "websocket.close":
-                self._close(message.get("code", NORMAL), message.get("reason") or "")
-                return
-        elif state is _State.CONNECTING:
+        if self._gone or state is _State.CLOSED:
+            raise ClientDisconnected(f"the WebSocket connection is closed; {kind!r}")
+        if state is _State.CONNECTING:
             if kind == "websocket.accept":
                 self._accept(message)
                 return
@@ -307,7 +216,7 @@ class WebSocketCycle:
                 self._state = _State.RESPONSE
                 self.status = status
                 return
-        elif state is _State.RESPONSE and kind == "websocket.http.response.body":
+        elif kind == "websocket.http.response.body":
             await self._denial_body(message)
             return
         raise RuntimeError(f"Unexpected ASGI message {kind!r}: the WebSocket was {state.value}")
@@ -332,25 +241,23 @@ class WebSocketCycle:
                     f"not offer ({handshake.subprotocols}; RFC 6455 section 4.2.2)"
                 )
             fields.append((b"sec-websocket-protocol", subprotocol.encode("ascii")))
+        channel = self.channel
         try:
             fields += [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
-            head = self.channel.proto.send_switching_protocols(fields)
+            head = channel.proto.send_switching_protocols(fields)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"websocket.accept 'headers' must be [name, value] pairs of bytes: {exc}"
             ) from None
-        config = self.config
-        ws = self._ws = ServerProtocol(state=OPEN, max_size=config.max_size or None)
-        ws.extensions = handshake.extensions
+        runner = self.runner
+        session = WebSocketSession(channel, runner.config, runner.loop, handshake.extensions)
+        self.session = session
         self._state = _State.OPEN
         self.status = 101
-        channel = self.channel
         channel.write(head)
-        held = channel.switch_protocol(self)
-        if config.ping_interval:
-            channel.deadline = self.runner.loop.time() + config.ping_interval
+        held = channel.switch_protocol(session.data_received)
         if held:
-            self.data_received(held)
+            session.data_received(held)
         if self._shutdown:
             self.shutdown()
 
@@ -359,7 +266,6 @@ class WebSocketCycle:
         self.status = refusal.status
         channel = self.channel
         channel.write(channel.proto.refuse_upgrade(refusal.status, refusal.reason, refusal.headers))
-        self._end(ABNORMAL, "")
         channel.answered()
 
     async def _denial_body(self, message: Message) -> None:
@@ -394,91 +300,7 @@ class WebSocketCycle:
             data += proto.send_end()
         finally:
             channel.write(data)
-            self._end(ABNORMAL, "")
             channel.answered()
-
-    # -- the session ---------------------------------------------------------------------
-
-    def _message(self, text: bool, data: BytesLike) -> bool:
-        if self._state is not _State.OPEN:
-            return True  # the app closed: what still arrives is dropped (RFC 6455 1.4)
-        if text:
-            try:
-                message: Message = {"type": "websocket.receive", "text": str(data, "utf-8")}
-            except UnicodeDecodeError:
-                # RFC 6455 section 8.1: text must be UTF-8, else fail with 1007.
-                assert self._ws is not None
-                self._ws.fail(INVALID_DATA, "invalid UTF-8 in a text message")
-                return False
-        else:
-            message = {"type": "websocket.receive", "bytes": bytes(data)}
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(message)
-                return True
-        queue = self._queue
-        queue.append(message)
-        if len(queue) >= self._max_queue and not self._read_paused:
-            self._read_paused = True
-            self.channel.pause_reading()
-        return True
-
-    def _pong(self, data: BytesLike) -> None:
-        if self._ping is not None and data == self._ping:
-            self._ping = None
-            if not self._closing:
-                interval = self.config.ping_interval
-                now = self.runner.loop.time()
-                self.channel.deadline = max(now, self._ping_sent + interval)
-
-    def _close(self, code: int, reason: str) -> None:
-        """Start the closing handshake (RFC 6455 section 7.1.2)."""
-        ws = self._ws
-        assert ws is not None
-        try:
-            ws.send_close(code, reason)
-        except ProtocolError as exc:
-            raise ValueError(
-                f"websocket.close with code {code!r} and reason {reason!r}: {exc} "
-                "(RFC 6455 section 7.4: 1000-1003, 1007-1014 or 3000-4999; a reason of at "
-                "most 123 bytes)"
-            ) from None
-        self._state = _State.CLOSED
-        self._closing = True
-        self._ping = None
-        self.channel.deadline = self.runner.loop.time() + CLOSE_TIMEOUT
-        self._flush()
-
-    def _flush(self) -> None:
-        ws = self._ws
-        assert ws is not None
-        out = ws.data_to_send()
-        if out:
-            self.channel.write(b"".join(out))
-            if out[-1] == SEND_EOF:
-                self.channel.close()  # after the write: the transport flushes first
-
-    def _end(self, code: int, reason: str) -> None:
-        """The session is over for the app: it gets websocket.disconnect with `code`."""
-        if self.disconnected:
-            return
-        self.disconnected = True
-        self.close_code = code
-        self.close_reason = reason
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(self._disconnect_message())
-
-    def _disconnect_message(self) -> Message:
-        return {
-            "type": "websocket.disconnect",
-            "code": self.close_code,
-            "reason": self.close_reason,
-        }
 
     # -- running the app -----------------------------------------------------------------
 
@@ -487,7 +309,7 @@ class WebSocketCycle:
         runner = self.runner
         checked = check_handshake(self.request, runner.factories)
         if isinstance(checked, Refusal):
-            runner.log_refusal(self.channel.client_addr, self.request, checked)
+            runner.log_refusal(self.channel.client_addr, checked)
             self._refuse(checked)
             return False
         self._handshake = checked
@@ -539,21 +361,27 @@ class WebSocketCycle:
         if state is _State.CONNECTING:
             if not failed:
                 logger.error("ASGI app returned without accepting or closing the WebSocket")
-            if self.disconnected:
+            if self._gone:
                 self.channel.close()
             else:
                 self._refuse(Refusal(500, "Internal Server Error"))
         elif state is _State.RESPONSE:
             if not failed:
                 logger.error("ASGI app returned without completing its denial response")
-            if self._denial is not None and not self.disconnected:
+            if self._denial is not None and not self._gone:
                 self._refuse(Refusal(500, "Internal Server Error"))
             else:
                 self._state = _State.CLOSED
                 self.channel.abort()  # a partial answer: only closing can say so
-        elif state is _State.OPEN and not self.disconnected:
-            # The app is done with an open session: close it properly (1011 if it failed).
-            self._close(INTERNAL_ERROR if failed else NORMAL, "")
+        elif state is _State.OPEN:
+            session = self.session
+            if session is not None and not (session.ended or session.closing):
+                # The app is done with an open session: close it (1011 if the app failed).
+                session.close(INTERNAL_ERROR if failed else NORMAL, "")
+
+
+def _disconnect(code: int) -> Message:
+    return {"type": "websocket.disconnect", "code": code, "reason": ""}
 
 
 class WebSocketRunner:
@@ -588,9 +416,7 @@ class WebSocketRunner:
         self.running.add(cycle)
         cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
 
-    def log_refusal(
-        self, client: tuple[str, int] | None, request: Request, refusal: Refusal
-    ) -> None:
+    def log_refusal(self, client: tuple[str, int] | None, refusal: Refusal) -> None:
         if self._log_refusals:
             who = f"{client[0]}:{client[1]}" if client else "-"
             logger.info(

@@ -117,8 +117,8 @@ class Connection(asyncio.Protocol):
             if websocket is self.current:
                 websocket.eof()
                 return True
-            self.pipeline.remove(websocket)  # still waiting: it will never be answered
-            self.websocket = None
+            if websocket in self.pipeline:
+                self.pipeline.remove(websocket)  # still waiting: it will never be answered
         self.proto.receive_data(b"")
         receiving = self.receiving
         if receiving is not None and not receiving.request_complete:
@@ -234,15 +234,15 @@ class Connection(asyncio.Protocol):
 
     # -- what a WebSocket session uses besides (the WebSocketChannel protocol) ----------
 
-    def switch_protocol(self, session: WebSocketCycle) -> bytes:
-        """The 101 is written: from now on every byte received goes to `session`. Returns
-        what arrived after the handshake request."""
-        self.state.access_log.log(self.client_addr, session.request, 101)
+    def switch_protocol(self, data_received: Callable[[bytes], None]) -> bytes:
+        """The 101 is written: from now on every byte received goes to `data_received`, the
+        WebSocket session's. Returns what arrived after the handshake request."""
+        if self.current is not None:
+            self.state.access_log.log(self.client_addr, self.current.request, 101)
         held = self.proto.take_upgrade_data()
-        self._sink = session.data_received
+        self._sink = data_received
         self.state.websockets.add(self)
-        self.deadline_kind = "websocket"
-        self.deadline = NO_DEADLINE
+        self.deadline_kind = "websocket"  # the session sets `deadline` (pings, close timeout)
         if self._read_paused:
             self.resume_reading()
         return held
@@ -289,6 +289,7 @@ class Connection(asyncio.Protocol):
             self._answer_bad_request(item)
         elif item is self.websocket:
             self._start_websocket(item)
+            self.resume_reading()
         else:
             self._start(item)
             self.resume_reading()

@@ -250,6 +250,7 @@ class Server:
 
     async def _shutdown(self, state: ServerState, servers: list[asyncio.Server]) -> None:
         state.shutting_down = True
+        started = state.loop.time()
         for srv in servers:
             srv.close()
         for conn in list(state.connections):
@@ -264,9 +265,13 @@ class Server:
             for cycle in running:
                 cycle.cancel()
             await running.wait_empty(5)
-        # WebSockets whose closing handshake is under way: the reaper ends each at the
-        # latest CLOSE_TIMEOUT after its close frame (RFC 6455 section 7.1.1).
-        await state.websockets.wait_empty(CLOSE_TIMEOUT + 2 * MAX_TICK)
+        # WebSockets whose closing handshake is under way (RFC 6455 section 7.1.1) get what
+        # is left of the graceful time; the reaper ends each CLOSE_TIMEOUT after its close
+        # frame at the latest. The close frames are written already, so closing sends them.
+        wait = CLOSE_TIMEOUT + 2 * MAX_TICK
+        if self.config.timeout_graceful:
+            wait = min(wait, max(0.0, started + self.config.timeout_graceful - state.loop.time()))
+        await state.websockets.wait_empty(wait)
         for conn in list(state.connections):
             conn.close()
 
