@@ -26,6 +26,7 @@ _GROUP_TITLES = {
     "listen": "where to listen",
     "logging": "logging",
     "limits": "limits and timeouts",
+    "websocket": "WebSocket (ASGI apps)",
     "server": "responses",
 }
 

@@ -219,12 +219,12 @@ class Config:
         "session (ASGI `websocket` scope); `off` answers it as a plain HTTP request, as it "
         "always is for a WSGI app.",
         choices=("auto", "off"),
-        group="listen",
+        group="websocket",
     )
     ws_per_message_deflate: bool = setting(
         True,
         "Offer WebSocket permessage-deflate compression (RFC 7692) to clients that ask.",
-        group="listen",
+        group="websocket",
     )
     # -- logging
     log_level: str = setting(
@@ -299,7 +299,7 @@ class Config:
         "connection with 1009 (0: no limit).",
         parse=parse_size,
         metavar="BYTES",
-        group="limits",
+        group="websocket",
     )
     ws_max_queue: int = setting(
         32,
@@ -307,14 +307,14 @@ class Config:
         "(0: no limit).",
         parse=parse_count,
         metavar="N",
-        group="limits",
+        group="websocket",
     )
     ws_ping_interval: float = setting(
         20 * SECONDS,
         "Send a WebSocket ping every this many seconds (0: never).",
         parse=parse_seconds,
         metavar="SECONDS",
-        group="limits",
+        group="websocket",
     )
     ws_ping_timeout: float = setting(
         20 * SECONDS,
@@ -322,7 +322,7 @@ class Config:
         "within this many seconds (0: no limit).",
         parse=parse_seconds,
         metavar="SECONDS",
-        group="limits",
+        group="websocket",
     )
     server_header: bool = setting(True, "Add `Server: rootserve` to responses.", group="server")
     date_header: bool = setting(True, "Add a `Date` header to responses.", group="server")
