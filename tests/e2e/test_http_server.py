@@ -33,6 +33,11 @@ from rootserve.types import Receive, Scope, Send
 KIB = 1024
 MIB = 1024 * KIB
 WAIT = 10.0  # seconds: the bound on any wait for something that should happen at once
+POLL_SECONDS = 0.01  # between two looks at a condition another thread makes true
+SLOW_APP_SECONDS = 0.05  # how long the /sleep endpoint takes, on purpose
+STALL_CHECK_SECONDS = 0.1  # no progress for this long counts as stalled
+HEADER_TIMEOUT_SECONDS = 0.2  # a short timeout_header, for the tests of it
+SLOW_CONSUMER_SECONDS = 0.001  # per chunk: an app that reads slower than the client sends
 
 
 # -- a raw HTTP/1.1 client -----------------------------------------------------------------
@@ -150,7 +155,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+        time.sleep(POLL_SECONDS)
 
 
 @pytest.fixture
@@ -196,7 +201,7 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
         return
     body = await read_body(receive)
     if scope["path"] == "/sleep":
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(SLOW_APP_SECONDS)
     await answer(send, f"{scope['method']} {scope['path']} ".encode() + body)
 
 
@@ -680,10 +685,10 @@ def test_header_timeout_does_not_cut_a_slow_response():
             return
         if scope["path"] == "/slow":
             entered.set()
-            await asyncio.sleep(0.6)  # longer than timeout_header, on purpose
+            await asyncio.sleep(HEADER_TIMEOUT_SECONDS * 3)  # longer than timeout_header
         await answer(send, scope["path"].encode())
 
-    with serve(app, timeout_header=0.2) as running, Peer(running.port) as peer:
+    with serve(app, timeout_header=HEADER_TIMEOUT_SECONDS) as running, Peer(running.port) as peer:
         peer.send(get("/slow") + b"GET /next HTTP/1.1\r\nHo")
         assert entered.wait(WAIT)
         peer.send(b"st: t\r\n\r\n")  # the second head is complete, well within 0.2 s
@@ -717,7 +722,7 @@ def test_slow_reader_pauses_a_streaming_app():
         while progress["sent"] != last:
             assert time.monotonic() < deadline, "the app never paused"
             last = progress["sent"]
-            time.sleep(0.1)
+            time.sleep(STALL_CHECK_SECONDS)  # a stall is progress that stops
         assert 0 < progress["sent"] <= bound
         peer.until(b"\r\n\r\n")
         received = len(peer.buffer)  # body bytes (with their chunk framing) read so far
@@ -741,7 +746,7 @@ def test_large_upload_reaches_the_app_in_bounded_pieces():
             pieces.append((len(message["body"]), message["more_body"]))
             if not message["more_body"]:
                 break
-            await asyncio.sleep(0.001)  # a slower consumer than the client
+            await asyncio.sleep(SLOW_CONSUMER_SECONDS)
         await answer(send, b"%d" % sum(n for n, _ in pieces))
 
     with serve(app) as running:

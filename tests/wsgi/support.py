@@ -33,6 +33,7 @@ from rootserve.supervisor.sockets import bind_all
 KIB = 1024
 MIB = 1024 * KIB
 WAIT = 10.0  # seconds: the bound on any wait for something that should happen at once
+POLL_SECONDS = 0.005  # between two looks at a condition another thread makes true
 READY_TIMEOUT = 15.0
 
 StartResponse = Callable[..., Callable[[bytes], None]]
@@ -184,7 +185,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        time.sleep(0.005)
+        time.sleep(POLL_SECONDS)
 
 
 # -- a raw HTTP/1.1 client -----------------------------------------------------------------
