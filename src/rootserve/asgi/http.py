@@ -52,7 +52,6 @@ class Channel(Protocol):
     write_paused: bool
     server_addr: tuple[str, int] | None
     client_addr: tuple[str, int] | None
-    driver: Any  # the runner's per-connection state (ASGI: the driver task)
 
     def write(self, data: bytes) -> None: ...
     async def drain(self) -> None: ...
@@ -377,53 +376,12 @@ class HTTPCycle:
             channel.abort()
 
 
-class _Driver:
-    """One task per connection that runs the app calls of its requests one after another.
-
-    Waking a waiting task costs less than creating a task per request (no registration
-    in asyncio's set of all tasks, no new Task object), and requests on one connection
-    are answered in order anyway. A request that arrives while the driver is still busy
-    (an app that goes on working after its response, or pipelining) gets a task of its own.
-    """
-
-    __slots__ = ("_next", "busy", "stopped", "task")
-
-    def __init__(self, runner: ASGIRunner, first: HTTPCycle) -> None:
-        self._next: asyncio.Future[HTTPCycle | None] | None = None
-        self.busy = True
-        self.stopped = False
-        self.task = runner.loop.create_task(self._main(runner, first))
-        runner.drivers.add(self)
-        self.task.add_done_callback(lambda _: runner.drivers.discard(self))
-
-    async def _main(self, runner: ASGIRunner, cycle: HTTPCycle | None) -> None:
-        loop = runner.loop
-        while cycle is not None:
-            await cycle.run(runner.app, runner.running)
-            self.busy = False
-            if self.stopped:
-                return
-            future = self._next = loop.create_future()
-            cycle = await future
-            self.busy = True
-
-    def give(self, cycle: HTTPCycle) -> bool:
-        future = self._next
-        if self.busy or future is None or future.done():
-            return False
-        future.set_result(cycle)
-        return True
-
-    def stop(self) -> None:
-        self.stopped = True
-        future = self._next
-        if future is not None and not future.done():
-            future.set_result(None)
-
-
 class ASGIRunner:
-    """Makes an ASGI cycle for each request and runs the app for it: in the connection's
-    driver task when it is free, else in a task of its own."""
+    """Makes an ASGI cycle for each request and runs the app for it in a task of its own.
+
+    One task per request, not one per connection: a task runs in its own copy of the
+    context, so what an app sets in a contextvar for one request (asgiref's Local, logging
+    and tracing libraries) never shows in the next request on the same connection."""
 
     def __init__(
         self,
@@ -438,7 +396,6 @@ class ASGIRunner:
         self.state = state
         self.loop = loop
         self.running = Running()
-        self.drivers: set[_Driver] = set()
 
     def cycle(self, request: Request, channel: Channel) -> HTTPCycle:
         scope = build_scope(
@@ -448,26 +405,10 @@ class ASGIRunner:
 
     def start(self, cycle: HTTPCycle) -> None:
         self.running.add(cycle)
-        channel = cycle.channel
-        driver: _Driver | None = channel.driver
-        if driver is None:
-            driver = channel.driver = _Driver(self, cycle)
-            cycle.task = driver.task
-        elif driver.give(cycle):
-            cycle.task = driver.task
-        else:
-            cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
+        cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
 
     def release(self, channel: Channel) -> None:
-        """The connection closed: its driver ends once its current call returns."""
-        driver: _Driver | None = channel.driver
-        if driver is not None:
-            driver.stop()
+        return None
 
     async def aclose(self) -> None:
-        """End every driver task (the server is stopping)."""
-        drivers = list(self.drivers)
-        for driver in drivers:
-            driver.stop()
-        if drivers:
-            await asyncio.wait([driver.task for driver in drivers], timeout=5)
+        return None

@@ -77,7 +77,6 @@ class Connection(asyncio.Protocol):
         self.deadline_kind = "idle"
         self.lingering = False
         self._lingered = 0
-        self.driver: Any = None  # the runner's per-connection state
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
