@@ -10,10 +10,8 @@ other than chunked, expectations, and the size limits. A request that breaks a r
 receive side with `BadRequest(status, reason)`: the server answers it and closes, and the app
 never sees that request (requests before it in a pipeline are answered first, in order).
 
-The send side frames each response for the request at the head of the pipeline: it checks
-the app's header fields (no CR, LF or NUL: response splitting), decides Content-Length,
-chunked or close-delimited framing (RFC 9112 section 6), drops the body of HEAD, 1xx, 204 and
-304 answers (RFC 9110 section 6.4.1), adds `Date` and `Server`, and decides keep-alive.
+The send side (`_send.py`, a part of the same object) frames each response for the request at
+the head of the pipeline.
 
 Switching protocols (RFC 9110 section 7.8). A bodiless HTTP/1.1 request whose Upgrade names
 `websocket` (with `Connection: upgrade`) stops the receive side: the request comes out, and
@@ -29,36 +27,29 @@ This module imports no asyncio, socket or threading: a test guards that.
 
 from __future__ import annotations
 
-import enum
-import time
 from collections import deque
 from collections.abc import Iterable
-from email.utils import formatdate
 from typing import Final, NoReturn
 
 import httptools
 
+from rootserve.protocol._send import SendSide, check_field, date_header, error_response
+from rootserve.protocol._states import Framing, Receive
 from rootserve.protocol.events import (
     END_OF_MESSAGE,
     BadRequest,
     ConnectionClosed,
     Data,
-    EndOfMessage,
     Event,
     Headers,
-    InformationalResponse,
     Request,
-    Response,
 )
 from rootserve.protocol.rules import (
-    _STATUS_LINES,
-    FIELD_VALUE_FORBIDDEN,
     HOST,
     KIB,
     TOKEN,
     Limits,
     LocalProtocolError,
-    status_line,
 )
 
 __all__ = ["HTTP11Connection", "error_response"]
@@ -71,25 +62,6 @@ _SPECIAL: Final = frozenset(
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
-_NO_BODY_STATUS: Final = frozenset({204, 304})
-_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class _Receive(enum.Enum):
-    OPEN = "open"  # parsing requests
-    SNIFF_METHOD = "sniff"  # llhttp refused a method: read the token to tell 400 from 501
-    DONE = "done"  # the last request said Connection: close; what follows is ignored
-    UPGRADE = "upgrade"  # a request asked for WebSocket: bytes after it are held, not parsed
-    SWITCHED = "switched"  # a 101 was sent: the bytes belong to another protocol
-    ERROR = "error"  # a BadRequest was emitted; everything after it is ignored
-    CLOSED = "closed"  # the peer sent EOF
-
-
-class _Framing(enum.Enum):
-    LENGTH = "content-length"
-    CHUNKED = "chunked"
-    CLOSE = "close-delimited"
-    NONE = "no body"
 
 
 class _Reject(Exception):
@@ -97,21 +69,6 @@ class _Reject(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-# RFC 9110 section 6.6.1: a server with a clock sends Date; one formatting per second.
-_date_expires = 0.0
-_date_line = b""
-
-
-def _date_header() -> bytes:
-    global _date_expires, _date_line
-    now = time.time()
-    if now >= _date_expires:
-        second = int(now)
-        _date_expires = second + 1.0
-        _date_line = b"date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
-    return _date_line
 
 
 _REPLAY_MAX_BYTES: Final = 16 * KIB
@@ -144,36 +101,7 @@ def _names_switchable(upgrade: bytes) -> bool:
     return any(p.strip().lower() == _SWITCHABLE for p in upgrade.split(b","))
 
 
-def error_response(
-    status: int,
-    reason: str,
-    *,
-    server_header: bytes = b"",
-    extra_headers: bytes = b"",
-    connection: bytes = b"close",
-) -> bytes:
-    """A complete small text/plain answer that closes the connection. `extra_headers` are
-    whole field lines (each ending in CRLF), already checked; `connection` is the value of
-    the Connection field, which must include `close`."""
-    body = f"{status_line(status)[9:].decode('ascii').strip()}: {reason}\n".encode(
-        "ascii", "replace"
-    )
-    return b"".join(
-        [
-            status_line(status),
-            b"content-type: text/plain; charset=utf-8\r\n",
-            b"content-length: %d\r\n" % len(body),
-            b"connection: " + connection + b"\r\n",
-            extra_headers,
-            server_header,
-            _date_header(),
-            b"\r\n",
-            body,
-        ]
-    )
-
-
-class HTTP11Connection:
+class HTTP11Connection(SendSide):
     """One server-side HTTP/1.1 connection, without I/O.
 
     Feed received bytes to `receive_data` (b"" for EOF) and act on the events it returns;
@@ -197,7 +125,7 @@ class HTTP11Connection:
         self._server_line = b"server: " + server_header + b"\r\n" if server_header else b""
         self._add_date = date_header
         self._parser = httptools.HttpRequestParser(self)
-        self._state = _Receive.OPEN
+        self._state = Receive.OPEN
         self._events: list[Event] = []
         self._reject: _Reject | None = None
         self._idle = True  # between messages
@@ -227,7 +155,7 @@ class HTTP11Connection:
         # The response being sent: for the request at the head of `_requests`.
         self._requests: deque[Request] = deque()
         self._started = False
-        self._framing = _Framing.NONE
+        self._framing = Framing.NONE
         self._remaining = 0
         self._keep_alive = False
         self._close_after = False
@@ -238,23 +166,23 @@ class HTTP11Connection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Events for `data`; b"" means the peer closed its sending side."""
-        if self._state is not _Receive.OPEN:
-            if self._state is _Receive.UPGRADE:
+        if self._state is not Receive.OPEN:
+            if self._state is Receive.UPGRADE:
                 return self._hold(data)
-            if self._state is _Receive.SWITCHED:
+            if self._state is Receive.SWITCHED:
                 raise LocalProtocolError(
                     "the connection switched protocols (RFC 9110 section 7.8): its bytes are "
                     "not HTTP any more"
                 )
-            if self._state is _Receive.SNIFF_METHOD and data:
+            if self._state is Receive.SNIFF_METHOD and data:
                 self._events = []
                 return self._sniff_method(data)
-            if self._state is _Receive.DONE and not data:
-                self._state = _Receive.CLOSED
+            if self._state is Receive.DONE and not data:
+                self._state = Receive.CLOSED
                 return [ConnectionClosed()]
             return []
         if not data:
-            self._state = _Receive.CLOSED
+            self._state = Receive.CLOSED
             return [ConnectionClosed()]
         events: list[Event] = []
         self._events = events
@@ -272,7 +200,7 @@ class HTTP11Connection:
                     break
                 except httptools.HttpParserUpgrade as exc:
                     if self.upgrade_request is not None:
-                        self._state = _Receive.UPGRADE
+                        self._state = Receive.UPGRADE
                         self._held = data[exc.args[0] :]
                         break
                     data = self._after_upgrade(data[exc.args[0] :])
@@ -308,7 +236,7 @@ class HTTP11Connection:
             return self._fail(501, "method is not implemented")
         if reason.startswith("Data after `Connection: close`"):
             # RFC 9112 section 9.6: nothing after a request with Connection: close is read.
-            self._state = _Receive.DONE
+            self._state = Receive.DONE
             return self._events
         return self._fail(400, reason or "malformed request")
 
@@ -368,7 +296,7 @@ class HTTP11Connection:
         return region[start:]
 
     def _sniff_method(self, data: bytes | None) -> list[Event]:
-        self._state = _Receive.SNIFF_METHOD
+        self._state = Receive.SNIFF_METHOD
         if data is None:
             return self._fail(400, "invalid method")
         self._prefix += data
@@ -387,7 +315,7 @@ class HTTP11Connection:
         return self._fail(501, f"method {shown} is not implemented")
 
     def _fail(self, status: int, reason: str) -> list[Event]:
-        self._state = _Receive.ERROR
+        self._state = Receive.ERROR
         self._events.append(BadRequest(status, reason))
         return self._events
 
@@ -583,203 +511,10 @@ class HTTP11Connection:
         self._idle = True
         self._raw = 0
 
-    # -- sending -------------------------------------------------------------------------
-
     @property
     def receiving(self) -> bool:
         """Whether more requests may still arrive on this connection."""
-        return self._state is _Receive.OPEN or self._state is _Receive.SNIFF_METHOD
-
-    @property
-    def pending_responses(self) -> int:
-        """Requests received and not yet answered to the end."""
-        return len(self._requests)
-
-    def send(self, event: Response | InformationalResponse | Data | EndOfMessage) -> bytes:
-        """The bytes for one outgoing event."""
-        if isinstance(event, Response):
-            return self.send_response(event.status, event.headers)
-        if isinstance(event, Data):
-            return self.send_data(event.data)
-        if isinstance(event, EndOfMessage):
-            return self.send_end()
-        if isinstance(event, InformationalResponse):
-            return self.send_informational(event.status, event.headers)
-        raise LocalProtocolError(f"cannot send {event!r}")
-
-    def _request(self) -> Request:
-        if not self._requests:
-            raise LocalProtocolError("no request is waiting for a response")
-        return self._requests[0]
-
-    def send_informational(self, status: int, headers: Headers | None = None) -> bytes:
-        request = self._request()
-        if self._started:
-            raise LocalProtocolError("a 1xx response cannot follow the final response")
-        if not 100 <= status < 200 or status == 101:
-            raise LocalProtocolError(f"{status} is not an informational status we can send")
-        if request.http_version == "1.0":
-            return b""  # RFC 9110 section 15.2: no 1xx to an HTTP/1.0 client
-        if status == 100 and not headers:
-            return _CONTINUE
-        lines = [status_line(status)]
-        for name, value in headers or ():
-            if (name, value) not in _FIELDS:
-                _check_field(name, value)
-            lines.append(name + b": " + value + b"\r\n")
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
-    def send_response(
-        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes | None = None
-    ) -> bytes:
-        """The head of the final response. With `body`, the whole response: the body is
-        complete, so it is framed with Content-Length when the app gave none."""
-        try:
-            request = self._requests[0]
-        except IndexError:
-            raise LocalProtocolError("no request is waiting for a response") from None
-        if self._started:
-            raise LocalProtocolError("the response was already started")
-        line = _STATUS_LINES.get(status)
-        if line is None:
-            if type(status) is not int or not 200 <= status <= 999:
-                raise LocalProtocolError(f"final status must be 200-999, got {status!r}")
-            line = status_line(status)
-        self._started = True
-        http10 = request.http_version == "1.0"
-        keep_alive = request.keep_alive and not self._close_after
-        self._close_after = False
-        length: int | None = None
-        lines = [line]
-        add = lines.append
-        extend = lines.extend
-        for name, value in headers:
-            kind = _FIELDS.get((name, value))
-            if kind is None:
-                kind = _check_field(name, value)
-            if kind == _PLAIN:
-                extend((name, b": ", value, b"\r\n"))
-            elif kind >= 0:  # Content-Length, its value
-                if length is not None:
-                    raise LocalProtocolError("more than one content-length")
-                length = kind
-                if status != 204:  # RFC 9110 section 8.6: never in a 204
-                    extend((name, b": ", value, b"\r\n"))
-            elif kind == _CONNECTION_CLOSE:
-                keep_alive = False  # re-added below, to match our decision
-            # else Connection without close, or Transfer-Encoding: framing is ours to decide
-            # (RFC 9112 section 6.1), and a Connection header is re-added below.
-        if self._server_line:
-            add(self._server_line)
-        if self._add_date:
-            add(_date_line if time.time() < _date_expires else _date_header())
-        if request.method == "HEAD" or status in _NO_BODY_STATUS:
-            # RFC 9110 section 6.4.1: no content, whatever the headers say.
-            self._framing = _Framing.NONE
-            if body is not None and length is None and status not in _NO_BODY_STATUS:
-                add(b"content-length: %d\r\n" % len(body))
-            body = None
-        elif length is not None:
-            self._framing = _Framing.LENGTH
-            if body is not None and len(body) > length:
-                raise LocalProtocolError(f"{len(body)} body bytes for a Content-Length of {length}")
-            self._remaining = length - len(body) if body else length
-        elif body is not None:
-            self._framing = _Framing.LENGTH
-            self._remaining = 0
-            add(b"content-length: %d\r\n" % len(body))
-        elif not http10:
-            self._framing = _Framing.CHUNKED
-            add(b"transfer-encoding: chunked\r\n")
-        else:
-            # RFC 9112 section 6.3 (8): an HTTP/1.0 client reads to the close.
-            self._framing = _Framing.CLOSE
-            keep_alive = False
-        self._keep_alive = keep_alive
-        if not keep_alive:
-            add(b"connection: close\r\n")
-        elif http10:
-            add(b"connection: keep-alive\r\n")  # RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
-        add(b"\r\n")
-        if body:
-            add(body)
-        return b"".join(lines)
-
-    def send_whole_response(
-        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
-    ) -> bytes:
-        """A complete response in one piece: `send_response` with the body, then `send_end`.
-        Afterwards `response_keep_alive` and `last_keep_alive` tell how the connection goes on."""
-        data = self.send_response(status, headers, body)
-        if self._remaining and self._framing is _Framing.LENGTH:
-            self._started = False
-            raise LocalProtocolError(
-                f"the body is {self._remaining} bytes short of the response's Content-Length"
-            )
-        # What send_end does, for the framing send_response chose with a whole body.
-        self._requests.popleft()
-        self._started = False
-        keep_alive = self.response_keep_alive = self._keep_alive
-        self.last_keep_alive = keep_alive and self._state is _Receive.OPEN
-        return data
-
-    def close_after_response(self) -> None:
-        """Make the next response head say `connection: close` (and end keep-alive)."""
-        self._close_after = True
-
-    def send_data(self, data: bytes) -> bytes:
-        """Body bytes of the current response, framed."""
-        if not self._started:
-            raise LocalProtocolError("body sent before the response head")
-        framing = self._framing
-        if framing is _Framing.LENGTH:
-            if len(data) > self._remaining:
-                raise LocalProtocolError(
-                    f"{self._remaining} body bytes were left under Content-Length, got {len(data)}"
-                )
-            self._remaining -= len(data)
-            return data
-        if framing is _Framing.CHUNKED:
-            if not data:
-                return b""  # an empty chunk would end the body (RFC 9112 section 7.1)
-            return b"%x\r\n%b\r\n" % (len(data), data)
-        if framing is _Framing.CLOSE:
-            return data
-        return b""
-
-    def send_end(self) -> bytes:
-        """Finish the current response; then `last_keep_alive` says whether to go on."""
-        if not self._started:
-            raise LocalProtocolError("response ended before it started")
-        self._requests.popleft()
-        self._started = False
-        # Whether the response let the connection live on (no `connection: close`), and
-        # whether it may carry another request: not once the receive side has ended (EOF,
-        # a BadRequest, or a request that said close).
-        self.response_keep_alive = self._keep_alive
-        self.last_keep_alive = self._keep_alive and self._state is _Receive.OPEN
-        framing = self._framing
-        if framing is _Framing.CHUNKED:
-            return b"0\r\n\r\n"
-        if framing is _Framing.LENGTH and self._remaining:
-            # RFC 9112 section 6.3: the client would wait for bytes that never come;
-            # closing is the only way to tell it the response is incomplete.
-            self.last_keep_alive = self.response_keep_alive = False
-            raise LocalProtocolError(
-                f"response ended {self._remaining} bytes short of its Content-Length"
-            )
-        return b""
-
-    def abandon(self) -> None:
-        """Forget the current response (answered by `error_response`, or cut off)."""
-        if self._requests:
-            self._requests.popleft()
-        self._started = False
-
-    def error_response(self, status: int, reason: str) -> bytes:
-        """An error answer for a BadRequest or a failure before the app answered."""
-        return error_response(status, reason, server_header=self._server_line)
+        return self._state is Receive.OPEN or self._state is Receive.SNIFF_METHOD
 
     # -- switching protocols (RFC 9110 section 7.8) ---------------------------------------
 
@@ -790,7 +525,7 @@ class HTTP11Connection:
 
     def _upgrade_at_head(self) -> Request:
         request = self.upgrade_request
-        if self._state is not _Receive.UPGRADE or request is None:
+        if self._state is not Receive.UPGRADE or request is None:
             raise LocalProtocolError("no request is waiting to switch protocols")
         if not self._requests or self._requests[0] is not request or self._started:
             # RFC 9112 section 9.3.2: the answers before it go out first.
@@ -805,22 +540,21 @@ class HTTP11Connection:
         lines = [_SWITCHING_LINE]
         add = lines.append
         for name, value in headers:
-            if (name, value) not in _FIELDS:
-                _check_field(name, value)
+            check_field(name, value)
             add(name + b": " + value + b"\r\n")
         if self._server_line:
             add(self._server_line)
         if self._add_date:
-            add(_date_header())
+            add(date_header())
         add(b"\r\n")
         head = b"".join(lines)
         self._requests.popleft()
-        self._state = _Receive.SWITCHED
+        self._state = Receive.SWITCHED
         return head
 
     def take_upgrade_data(self) -> bytes:
         """After the 101: the bytes received after the request, for the new protocol."""
-        if self._state is not _Receive.SWITCHED:
+        if self._state is not Receive.SWITCHED:
             raise LocalProtocolError("no 101 (Switching Protocols) was sent")
         held, self._held = self._held, b""
         return held
@@ -832,7 +566,7 @@ class HTTP11Connection:
         extra = []
         connection = b"close"
         for name, value in headers or ():
-            _check_field(name, value)
+            check_field(name, value)
             if name.lower() == b"connection":
                 # RFC 9110 section 7.8: a 426 names `upgrade` in Connection; we also close.
                 connection = value + b", close"
@@ -851,9 +585,9 @@ class HTTP11Connection:
         """Do not switch: the request is answered as a plain one (RFC 9110 section 7.8 lets
         a server ignore Upgrade), and the held bytes are parsed as the requests after it.
         Returns their events."""
-        if self._state is not _Receive.UPGRADE:
+        if self._state is not Receive.UPGRADE:
             raise LocalProtocolError("no request is waiting to switch protocols")
-        self._state = _Receive.OPEN
+        self._state = Receive.OPEN
         self.upgrade_request = None
         held, self._held = self._held, b""
         events = self.receive_data(held) if held else []
@@ -861,42 +595,3 @@ class HTTP11Connection:
             # ConnectionClosed came out already, when the EOF arrived.
             events += [e for e in self.receive_data(b"") if type(e) is not ConnectionClosed]
         return events
-
-
-# Header fields already checked, and what they mean for framing: apps send the same few
-# fields again and again, so most responses pass with one dict lookup per field. Bounded,
-# and it only ever holds valid fields.
-_FIELDS: dict[tuple[bytes, bytes], int] = {}
-_FIELDS_MAX: Final = 4096
-_PLAIN: Final = -1  # an ordinary field, sent as it is
-_CONNECTION_CLOSE: Final = -2  # Connection: close
-_DROPPED: Final = -3  # Transfer-Encoding, or Connection without close: ours to decide
-# Any other value is a Content-Length, and the value is its number.
-
-
-def _check_field(name: bytes, value: bytes) -> int:
-    """Check a response field and say what it is (see _FIELDS). A field must have a token
-    for a name (RFC 9110 section 5.1) and no CR, LF or NUL in its value: those would add
-    lines of the sender's choosing (response splitting, RFC 9110 section 5.5)."""
-    if type(name) is not bytes or type(value) is not bytes:
-        raise TypeError(f"header names and values must be bytes, got {(name, value)!r}")
-    if TOKEN.fullmatch(name) is None:
-        raise LocalProtocolError(f"header name {name!r} is not a token (RFC 9110 section 5.1)")
-    if FIELD_VALUE_FORBIDDEN.search(value) is not None:
-        raise LocalProtocolError(
-            f"header {name!r} has CR, LF or NUL in its value (refused: response splitting, "
-            "RFC 9110 section 5.5)"
-        )
-    lname = name.lower()
-    kind = _PLAIN
-    if lname == b"content-length":
-        if not value.isdigit():
-            raise LocalProtocolError(f"invalid content-length {value!r}")
-        kind = int(value)
-    elif lname == b"connection":
-        kind = _CONNECTION_CLOSE if b"close" in value.lower() else _DROPPED
-    elif lname == b"transfer-encoding":
-        kind = _DROPPED
-    if len(_FIELDS) < _FIELDS_MAX:
-        _FIELDS[(name, value)] = kind
-    return kind

@@ -39,6 +39,7 @@ logger = logging.getLogger("rootserve.error")
 EXIT_OK: Final = 0
 EXIT_STARTUP_FAILED: Final = 3
 MAX_TICK: Final = 1.0  # seconds between reaper passes, at most
+CLOSE_FLUSH_SECONDS: Final = 2.0  # at the end of a stop, for closing connections to flush
 
 
 class Cycle(Protocol):
@@ -82,7 +83,7 @@ class ServerState:
     date_header: bool
     access_log: AccessLog | NullAccessLog
     websocket: WebSocketRunner | None = None  # None: --ws off, or a WSGI app
-    connections: set[Connection] = field(default_factory=set)
+    connections: Running = field(default_factory=Running)
     websockets: Running = field(default_factory=Running)  # connections switched to WebSocket
     shutting_down: bool = False
 
@@ -274,6 +275,9 @@ class Server:
         await state.websockets.wait_empty(wait)
         for conn in list(state.connections):
             conn.close()
+        # Closing is asynchronous: let the transports flush what they hold and close
+        # before the loop stops, so no answer is cut off by a reset.
+        await state.connections.wait_empty(CLOSE_FLUSH_SECONDS)
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.current_thread() is not threading.main_thread():
