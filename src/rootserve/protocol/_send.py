@@ -294,6 +294,13 @@ class SendSide:
             return data
         return b""
 
+    def send_data_sent_elsewhere(self, size: int) -> None:
+        """Account for `size` body bytes the server sent itself (sendfile): Content-Length
+        framing only, since nothing can be added around them."""
+        if self._framing is not Framing.LENGTH or size > self._remaining:
+            raise LocalProtocolError("bytes sent outside the framing do not fit it")
+        self._remaining -= size
+
     def send_end(self) -> bytes:
         """Finish the current response; then `last_keep_alive` says whether to go on."""
         if not self._started:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import threading
 from collections import deque
@@ -49,6 +50,7 @@ class WSGIChannel(Protocol):
     closed: bool
     server_addr: tuple[str, int] | None
     client_addr: tuple[str, int] | None
+    transport: Any
 
     def write(self, data: bytes) -> None: ...
     def pause_reading(self) -> None: ...
@@ -214,6 +216,54 @@ class WSGICycle:
         if not self.channel.write_paused:
             self.writable()
 
+    def deliver_file(
+        self, status: int, headers: list[tuple[bytes, bytes]], file: Any, done: threading.Event
+    ) -> None:
+        if self.disconnected or self.channel.closed:
+            self._runner.running.discard(self)
+            done.set()
+            return
+        try:
+            offset = file.tell()
+            size = os.fstat(file.fileno()).st_size - offset
+        except (OSError, AttributeError, ValueError) as exc:
+            logger.error("wsgi.file_wrapper: cannot size the file (%s)", exc)
+            self._runner.running.discard(self)
+            self._fail(None)
+            done.set()
+            return
+        if not any(name.lower() == b"content-length" for name, _ in headers):
+            headers = [*headers, (b"content-length", b"%d" % size)]
+        self.status = status
+        self._before_head()
+        try:
+            head = self.channel.proto.send_response(status, headers)
+        except LocalProtocolError as exc:
+            self._runner.running.discard(self)
+            self._fail(str(exc))
+            done.set()
+            return
+        self.channel.write(head)
+        self._loop.create_task(self._send_file(file, offset, size, done))
+
+    async def _send_file(self, file: Any, offset: int, size: int, done: threading.Event) -> None:
+        proto = self.channel.proto
+        try:
+            sent = await self._loop.sendfile(self.channel.transport, file, offset, size)
+            proto.send_data_sent_elsewhere(sent)
+            end = proto.send_end()
+        except (OSError, RuntimeError, LocalProtocolError) as exc:
+            if not self.disconnected:
+                logger.error("wsgi.file_wrapper: sendfile failed (%s); closing", exc)
+            self.channel.abort()
+        else:
+            if end:
+                self.channel.write(end)
+            self._complete(proto.response_keep_alive)
+        finally:
+            self._runner.running.discard(self)
+            done.set()
+
     def deliver_end(self) -> None:
         self._runner.running.discard(self)
         if self.disconnected or self.channel.closed or not self.status:
@@ -292,6 +342,17 @@ class WSGICycle:
     def hand_nothing(self) -> None:
         self._runner.back(self.finished)
 
+    def can_send_file(self) -> bool:
+        return self._runner.sendfile and self.request.method != "HEAD"
+
+    def hand_file(self, status: int, headers: list[tuple[bytes, bytes]], file: Any) -> None:
+        """Send an open file as the whole body with the loop's sendfile (zero-copy where
+        the transport allows it); the app thread waits, since the file is closed after."""
+        done = threading.Event()
+        self._runner.back(self.deliver_file, status, headers, file, done)
+        while not done.wait(1.0) and not self.disconnected:
+            pass
+
     def describe(self) -> str:
         return f"{self.request.method} {printable(self.request.target.decode('latin-1'))}"
 
@@ -329,6 +390,8 @@ class _Output(Protocol):
     def hand_end(self) -> None: ...
     def hand_error(self, sent: bool) -> None: ...
     def hand_nothing(self) -> None: ...
+    def can_send_file(self) -> bool: ...
+    def hand_file(self, status: int, headers: list[tuple[bytes, bytes]], file: Any) -> None: ...
     def describe(self) -> str: ...
 
 
@@ -384,6 +447,15 @@ class WSGICall:
         result: Iterable[bytes] | None = None
         try:
             result = app(environ, self.start_response)
+            if (
+                type(result) is FileWrapper
+                and self.headers is not None
+                and not self.sent
+                and out.can_send_file()
+                and hasattr(result.filelike, "fileno")
+            ):
+                out.hand_file(self.status, self.headers, result.filelike)
+                return
             if type(result) is list and len(result) <= 1 and not self.sent:
                 # The common case: the whole body at once, handed over in one piece.
                 body = result[0] if result else b""
@@ -484,6 +556,9 @@ class WSGIRunner:
             root_path=root_path, scheme="http", multiprocess=multiprocess, file_wrapper=FileWrapper
         )
         self.pool = AppThreads(threads)
+        # loop.sendfile sends from the kernel's page cache (os.sendfile) on asyncio's own
+        # transports; uvloop's have no sendfile, so there the app thread reads the file.
+        self.sendfile = isinstance(loop, asyncio.BaseEventLoop)
         # Hand-offs go in batches, both ways. Every switch of the GIL between the loop
         # thread and an app thread costs futex calls, and uvloop lets the GIL go between
         # its callbacks; so the requests of one pass of the loop reach the app threads

@@ -71,6 +71,12 @@ class _ASGIOutput:
     def hand_nothing(self) -> None:
         return None
 
+    def can_send_file(self) -> bool:
+        return False
+
+    def hand_file(self, status: int, headers: list[tuple[bytes, bytes]], file: Any) -> None:
+        raise RuntimeError("a mounted WSGI app sends its files through send()")
+
     def describe(self) -> str:
         return self._describe
 
