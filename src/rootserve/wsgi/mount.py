@@ -16,7 +16,7 @@ from typing import Any
 
 from rootserve.protocol.events import Request
 from rootserve.types import Receive, Scope, Send, WSGIApp
-from rootserve.wsgi.adapter import FileWrapper, WSGICall
+from rootserve.wsgi.call import FileWrapper, WSGICall
 from rootserve.wsgi.environ import base_environ, build_environ
 from rootserve.wsgi.threads import AppThreads
 
