@@ -57,21 +57,30 @@ def parse_size(text: str) -> int:
 
 
 def parse_seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{text!r} is not a number of seconds (0 or more)")
     return value
 
 
 def parse_count(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise ValueError(f"{text!r} is negative")
     return value
 
 
 def parse_port(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a port (0-65535)") from None
     if not 0 <= value <= 65535:
         raise ValueError(f"{text!r} is not a port (0-65535)")
     return value
