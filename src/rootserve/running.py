@@ -8,30 +8,25 @@ from typing import Any
 __all__ = ["Running"]
 
 
-class Running:
-    """Cycles whose app call has not returned. The event loop's thread only."""
+class Running(set[Any]):
+    """Cycles whose app call has not returned (or connections still open). The event
+    loop's thread only. A set, so that adding, counting and iterating cost what a set's
+    do; only `discard` does more, to wake a `wait_empty`."""
+
+    __slots__ = ("_empty",)
 
     def __init__(self) -> None:
-        self._items: set[Any] = set()
+        super().__init__()
         self._empty: asyncio.Event | None = None  # made when someone waits
 
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self) -> Any:
-        return iter(list(self._items))
-
-    def add(self, item: Any) -> None:
-        self._items.add(item)
-
     def discard(self, item: Any) -> None:
-        self._items.discard(item)
-        if not self._items and self._empty is not None:
+        set.discard(self, item)
+        if not self and self._empty is not None:
             self._empty.set()
 
     async def wait_empty(self, timeout: float | None) -> bool:
         """Wait until nothing runs, at most `timeout` seconds; True if it emptied."""
-        if not self._items:
+        if not self:
             return True
         self._empty = asyncio.Event()
         try:

@@ -263,7 +263,7 @@ class Server:
                 len(running),
                 self.config.timeout_graceful,
             )
-            for cycle in running:
+            for cycle in list(running):
                 cycle.cancel()
             await running.wait_empty(5)
         # WebSockets whose closing handshake is under way (RFC 6455 section 7.1.1) get what
