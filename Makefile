@@ -34,9 +34,12 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py --wsgi $(BENCH_ARGS)
 
+# Each interpreter found on PATH or, failing that, among pyenv's installed versions.
 test-all:
 	for v in 3.11 3.12 3.13; do \
-		python$$v -m venv .venv-$$v && .venv-$$v/bin/python -m pip install -q -e '.[dev]' && \
+		py=$$(command -v python$$v 2>/dev/null || ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v*/bin/python$$v 2>/dev/null | head -1); \
+		[ -n "$$py" ] || { echo "python$$v not found"; exit 1; }; \
+		$$py -m venv .venv-$$v && .venv-$$v/bin/python -m pip install -q -e '.[dev]' && \
 		.venv-$$v/bin/python -m pytest -n 2 -q || exit 1; \
 	done
 

@@ -28,13 +28,13 @@ This module imports no asyncio, socket or threading: a test guards that.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from typing import Final, NoReturn
 
 import httptools
 
-from rootserve.protocol._send import SendSide, check_field, date_header, error_response
+from rootserve.protocol._send import SendSide, error_response
 from rootserve.protocol._states import Framing, Receive
+from rootserve.protocol._switch import SwitchSide
 from rootserve.protocol.events import (
     END_OF_MESSAGE,
     BadRequest,
@@ -73,7 +73,6 @@ class _Reject(Exception):
 
 _REPLAY_MAX_BYTES: Final = 16 * KIB
 _SWITCHABLE: Final = b"websocket"  # RFC 6455 section 4.1: the Upgrade token of WebSocket
-_SWITCHING_LINE: Final = b"HTTP/1.1 101 Switching Protocols\r\n"
 
 
 class _Counter:
@@ -101,7 +100,7 @@ def _names_switchable(upgrade: bytes) -> bool:
     return any(p.strip().lower() == _SWITCHABLE for p in upgrade.split(b","))
 
 
-class HTTP11Connection(SendSide):
+class HTTP11Connection(SendSide, SwitchSide):
     """One server-side HTTP/1.1 connection, without I/O.
 
     Feed received bytes to `receive_data` (b"" for EOF) and act on the events it returns;
@@ -515,83 +514,3 @@ class HTTP11Connection(SendSide):
     def receiving(self) -> bool:
         """Whether more requests may still arrive on this connection."""
         return self._state is Receive.OPEN or self._state is Receive.SNIFF_METHOD
-
-    # -- switching protocols (RFC 9110 section 7.8) ---------------------------------------
-
-    @property
-    def held_bytes(self) -> int:
-        """Bytes received after a request that asked to switch, not yet handed over."""
-        return len(self._held)
-
-    def _upgrade_at_head(self) -> Request:
-        request = self.upgrade_request
-        if self._state is not Receive.UPGRADE or request is None:
-            raise LocalProtocolError("no request is waiting to switch protocols")
-        if not self._requests or self._requests[0] is not request or self._started:
-            # RFC 9112 section 9.3.2: the answers before it go out first.
-            raise LocalProtocolError("the requests before the upgrade are not answered yet")
-        return request
-
-    def send_switching_protocols(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-        """The 101 answer to the request that asked to switch (RFC 9110 section 15.2.2);
-        `headers` are the new protocol's fields. After it, no more HTTP: the bytes that
-        follow are the new protocol's (`take_upgrade_data`)."""
-        self._upgrade_at_head()
-        lines = [_SWITCHING_LINE]
-        add = lines.append
-        for name, value in headers:
-            check_field(name, value)
-            add(name + b": " + value + b"\r\n")
-        if self._server_line:
-            add(self._server_line)
-        if self._add_date:
-            add(date_header())
-        add(b"\r\n")
-        head = b"".join(lines)
-        self._requests.popleft()
-        self._state = Receive.SWITCHED
-        return head
-
-    def take_upgrade_data(self) -> bytes:
-        """After the 101: the bytes received after the request, for the new protocol."""
-        if self._state is not Receive.SWITCHED:
-            raise LocalProtocolError("no 101 (Switching Protocols) was sent")
-        held, self._held = self._held, b""
-        return held
-
-    def refuse_upgrade(self, status: int, reason: str, headers: Headers | None = None) -> bytes:
-        """A complete error answer to the request that asked to switch (400, 403, 426, 500,
-        503...); the connection closes after it, so the held bytes are never parsed."""
-        self._upgrade_at_head()
-        extra = []
-        connection = b"close"
-        for name, value in headers or ():
-            check_field(name, value)
-            if name.lower() == b"connection":
-                # RFC 9110 section 7.8: a 426 names `upgrade` in Connection; we also close.
-                connection = value + b", close"
-            else:
-                extra.append(name + b": " + value + b"\r\n")
-        self.abandon()
-        return error_response(
-            status,
-            reason,
-            server_header=self._server_line,
-            extra_headers=b"".join(extra),
-            connection=connection,
-        )
-
-    def resume_after_upgrade(self) -> list[Event]:
-        """Do not switch: the request is answered as a plain one (RFC 9110 section 7.8 lets
-        a server ignore Upgrade), and the held bytes are parsed as the requests after it.
-        Returns their events."""
-        if self._state is not Receive.UPGRADE:
-            raise LocalProtocolError("no request is waiting to switch protocols")
-        self._state = Receive.OPEN
-        self.upgrade_request = None
-        held, self._held = self._held, b""
-        events = self.receive_data(held) if held else []
-        if self._held_eof:
-            # ConnectionClosed came out already, when the EOF arrived.
-            events += [e for e in self.receive_data(b"") if type(e) is not ConnectionClosed]
-        return events
