@@ -106,6 +106,7 @@ def start_cli(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     ready: str = r"Listening on (\S+)",
+    pass_fds: tuple[int, ...] = (),
 ) -> Iterator[CLIServer]:
     """Start `rootserve ARGS` and wait for its "Listening on URL" line."""
     proc = subprocess.Popen(
@@ -114,6 +115,7 @@ def start_cli(
         stderr=subprocess.STDOUT,
         cwd=cwd,
         env=env or cli_env(),
+        pass_fds=pass_fds,
     )
     server = CLIServer(proc, "")
     assert proc.stdout is not None
