@@ -1,9 +1,10 @@
 """`--bind fd://N`: serve on a listening socket the process inherited (socket activation)."""
 
 import socket
+import subprocess
 
 import httpx
-from tests.helpers import start_cli
+from tests.helpers import run_cli, start_cli
 
 
 def test_bind_fd_serves_on_an_inherited_socket() -> None:
