@@ -77,6 +77,7 @@ class Connection(asyncio.Protocol):
         self.deadline_kind = "idle"
         self.lingering = False
         self._lingered = 0
+        self._dispatching = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -134,6 +135,9 @@ class Connection(asyncio.Protocol):
             sink(data)
             return
         events = self.proto.receive_data(data)
+        # While these events are dispatched, an app that answers at once (an eager task)
+        # can finish its response before the events after its request are seen.
+        self._dispatching = True
         for event in events:
             kind = type(event)
             if kind is Request:
@@ -152,6 +156,11 @@ class Connection(asyncio.Protocol):
                 self._on_bad_request(event)  # type: ignore[arg-type]
             elif kind is ConnectionClosed:
                 pass
+        self._dispatching = False
+        if self.current is None and not self.pipeline and not self.closed:
+            if not self.proto.receiving and not self.lingering and self._sink is None:
+                self.close()  # the receive side ended while a response finished above
+                return
         # RFC 9110 section 15.5.9: a head must arrive within timeout_header once it has
         # begun, while the connection is otherwise idle.
         if self.proto.head_in_progress:
@@ -215,7 +224,7 @@ class Connection(asyncio.Protocol):
             return
         if self.pipeline:
             self._start_next()
-        elif self._eof or not self.proto.receiving:
+        elif self._eof or (not self.proto.receiving and not self._dispatching):
             self.close()
         elif self.proto.head_in_progress:
             self._set_deadline("head", self.state.timeout_header)
