@@ -157,10 +157,16 @@ class Connection(asyncio.Protocol):
             elif kind is ConnectionClosed:
                 pass
         self._dispatching = False
-        if self.current is None and not self.pipeline and not self.closed:
-            if not self.proto.receiving and not self.lingering and self._sink is None:
-                self.close()  # the receive side ended while a response finished above
-                return
+        if (
+            self.current is None
+            and not self.pipeline
+            and not self.closed
+            and not self.proto.receiving
+            and not self.lingering
+            and self._sink is None
+        ):
+            self.close()  # the receive side ended while a response finished above
+            return
         # RFC 9110 section 15.5.9: a head must arrive within timeout_header once it has
         # begun, while the connection is otherwise idle.
         if self.proto.head_in_progress:
