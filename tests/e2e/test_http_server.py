@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.helpers import raw_request, serve
+from tests.helpers import Peer, raw_request, serve
 
 from rootserve.config import Config
 from rootserve.server.worker import Server
@@ -38,110 +38,6 @@ SLOW_APP_SECONDS = 0.05  # how long the /sleep endpoint takes, on purpose
 STALL_CHECK_SECONDS = 0.1  # no progress for this long counts as stalled
 HEADER_TIMEOUT_SECONDS = 0.2  # a short timeout_header, for the tests of it
 SLOW_CONSUMER_SECONDS = 0.001  # per chunk: an app that reads slower than the client sends
-
-
-# -- a raw HTTP/1.1 client -----------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    head: bytes
-
-    def header(self, name: str) -> str | None:
-        values = [v for n, v in self.headers if n == name]
-        assert len(values) <= 1, f"{name} appears {len(values)} times"
-        return values[0] if values else None
-
-
-class Peer:
-    """A client socket with a read buffer: send raw bytes, read whole responses."""
-
-    def __init__(self, port: int, *, timeout: float = WAIT, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        self.buffer = b""
-
-    def __enter__(self) -> Peer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    @property
-    def local_port(self) -> int:
-        port: int = self.sock.getsockname()[1]
-        return port
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def _more(self) -> None:
-        chunk = self.sock.recv(256 * KIB)
-        if not chunk:
-            raise EOFError(f"connection closed; unread: {self.buffer[:200]!r}")
-        self.buffer += chunk
-
-    def until(self, marker: bytes) -> bytes:
-        """The bytes up to and including `marker`."""
-        while (end := self.buffer.find(marker)) < 0:
-            self._more()
-        end += len(marker)
-        data, self.buffer = self.buffer[:end], self.buffer[end:]
-        return data
-
-    def exactly(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            self._more()
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def to_eof(self) -> bytes:
-        try:
-            while True:
-                self._more()
-        except EOFError:
-            data, self.buffer = self.buffer, b""
-            return data
-
-    def at_eof(self) -> bool:
-        """True when the server has closed and everything it sent has been read."""
-        return not self.buffer and self.sock.recv(1) == b""
-
-    def response(self, *, head: bool = False) -> Reply:
-        """One response, framed as RFC 9112 section 6.3 says (`head`: it answers HEAD)."""
-        raw = self.until(b"\r\n\r\n")
-        lines = raw[:-4].decode("latin-1").split("\r\n")
-        version, status, _ = (lines[0] + " ").split(" ", 2)
-        assert version == "HTTP/1.1", lines[0]
-        headers = []
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers.append((name.lower(), value.strip()))
-        reply = Reply(int(status), headers, b"", raw)
-        if head or reply.status in (204, 304) or reply.status < 200:
-            return reply
-        if reply.header("transfer-encoding") == "chunked":
-            pieces = []
-            while True:
-                size = int(self.until(b"\r\n").split(b";")[0], 16)
-                if size == 0:
-                    while self.until(b"\r\n") != b"\r\n":
-                        pass  # trailer fields
-                    break
-                pieces.append(self.exactly(size))
-                assert self.exactly(2) == b"\r\n"
-            reply.body = b"".join(pieces)
-        elif (length := reply.header("content-length")) is not None:
-            reply.body = self.exactly(int(length))
-        else:
-            reply.body = self.to_eof()  # close-delimited (RFC 9112 section 6.3 (8))
-        return reply
 
 
 def get(path: str = "/", *headers: str, method: str = "GET", version: str = "1.1") -> bytes:
