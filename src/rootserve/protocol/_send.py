@@ -9,13 +9,21 @@ decides keep-alive. `SendSide` is a part of `HTTP11Connection`, which holds the 
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 from email.utils import formatdate
+from time import time as _now
 from typing import Final
 
-from rootserve.protocol._states import Framing, Receive
+from rootserve.protocol._states import (
+    CHUNKED,
+    CLOSE_DELIMITED,
+    LENGTH,
+    NO_BODY,
+    RECEIVE_OPEN,
+    Framing,
+    Receive,
+)
 from rootserve.protocol.events import (
     Data,
     EndOfMessage,
@@ -45,7 +53,7 @@ _date_line = b""
 
 def date_header() -> bytes:
     global _date_expires, _date_line
-    now = time.time()
+    now = _now()
     if now >= _date_expires:
         second = int(now)
         _date_expires = second + 1.0
@@ -192,64 +200,68 @@ class SendSide:
             if type(status) is not int or not 200 <= status <= 999:
                 raise LocalProtocolError(f"final status must be 200-999, got {status!r}")
             line = status_line(status)
-        self._started = True
-        http10 = request.http_version == "1.0"
-        keep_alive = request.keep_alive and not self._close_after
-        self._close_after = False
-        length: int | None = None
         lines = [line]
-        add = lines.append
-        extend = lines.extend
+        length = -1
+        close = self._close_after
         for name, value in headers:
             kind = _FIELDS.get((name, value))
             if kind is None:
                 kind = check_field(name, value)
             if kind == _PLAIN:
-                extend((name, b": ", value, b"\r\n"))
+                lines += (name, b": ", value, b"\r\n")
             elif kind >= 0:  # Content-Length, its value
-                if length is not None:
+                if length >= 0:
                     raise LocalProtocolError("more than one content-length")
                 length = kind
                 if status != 204:  # RFC 9110 section 8.6: never in a 204
-                    extend((name, b": ", value, b"\r\n"))
+                    lines += (name, b": ", value, b"\r\n")
             elif kind == _CONNECTION_CLOSE:
-                keep_alive = False  # re-added below, to match our decision
+                close = True  # re-added below, to match our decision
             # else Connection without close, or Transfer-Encoding: framing is ours to decide
             # (RFC 9112 section 6.1), and a Connection header is re-added below.
         if self._server_line:
-            add(self._server_line)
+            lines.append(self._server_line)
         if self._add_date:
-            add(_date_line if time.time() < _date_expires else date_header())
-        if request.method == "HEAD" or status in _NO_BODY_STATUS:
+            lines.append(_date_line if _now() < _date_expires else date_header())
+        if status in _NO_BODY_STATUS or request.method == "HEAD":
             # RFC 9110 section 6.4.1: no content, whatever the headers say.
-            self._framing = Framing.NONE
-            if body is not None and length is None and status not in _NO_BODY_STATUS:
-                add(b"content-length: %d\r\n" % len(body))
+            self._framing = NO_BODY
+            if body is not None and length < 0 and status not in _NO_BODY_STATUS:
+                lines.append(b"content-length: %d\r\n" % len(body))
             body = None
-        elif length is not None:
-            self._framing = Framing.LENGTH
-            if body is not None and len(body) > length:
+        elif length >= 0:
+            self._framing = LENGTH
+            if body is None:
+                self._remaining = length
+            elif len(body) > length:
                 raise LocalProtocolError(f"{len(body)} body bytes for a Content-Length of {length}")
-            self._remaining = length - len(body) if body else length
+            else:
+                self._remaining = length - len(body)
         elif body is not None:
-            self._framing = Framing.LENGTH
+            self._framing = LENGTH
             self._remaining = 0
-            add(b"content-length: %d\r\n" % len(body))
-        elif not http10:
-            self._framing = Framing.CHUNKED
-            add(b"transfer-encoding: chunked\r\n")
+            lines.append(b"content-length: %d\r\n" % len(body))
+        elif request.http_version == "1.1":
+            self._framing = CHUNKED
+            lines.append(b"transfer-encoding: chunked\r\n")
         else:
             # RFC 9112 section 6.3 (8): an HTTP/1.0 client reads to the close.
-            self._framing = Framing.CLOSE
-            keep_alive = False
-        self._keep_alive = keep_alive
-        if not keep_alive:
-            add(b"connection: close\r\n")
-        elif http10:
-            add(b"connection: keep-alive\r\n")  # RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
-        add(b"\r\n")
+            self._framing = CLOSE_DELIMITED
+            close = True
+        self._started = True
+        self._close_after = False
+        if close or not request.keep_alive:
+            self._keep_alive = False
+            lines.append(b"connection: close\r\n\r\n")
+        else:
+            self._keep_alive = True
+            if request.http_version == "1.0":
+                # RFC 9112 section 9.3 (HTTP/1.0 keep-alive)
+                lines.append(b"connection: keep-alive\r\n\r\n")
+            else:
+                lines.append(b"\r\n")
         if body:
-            add(body)
+            lines.append(body)
         return b"".join(lines)
 
     def send_whole_response(
@@ -258,7 +270,7 @@ class SendSide:
         """A complete response in one piece: `send_response` with the body, then `send_end`.
         Afterwards `response_keep_alive` and `last_keep_alive` tell how the connection goes on."""
         data = self.send_response(status, headers, body)
-        if self._remaining and self._framing is Framing.LENGTH:
+        if self._remaining and self._framing is LENGTH:
             self._started = False
             raise LocalProtocolError(
                 f"the body is {self._remaining} bytes short of the response's Content-Length"
@@ -267,7 +279,7 @@ class SendSide:
         self._requests.popleft()
         self._started = False
         keep_alive = self.response_keep_alive = self._keep_alive
-        self.last_keep_alive = keep_alive and self._state is Receive.OPEN
+        self.last_keep_alive = keep_alive and self._state is RECEIVE_OPEN
         return data
 
     def close_after_response(self) -> None:
@@ -279,25 +291,25 @@ class SendSide:
         if not self._started:
             raise LocalProtocolError("body sent before the response head")
         framing = self._framing
-        if framing is Framing.LENGTH:
+        if framing is LENGTH:
             if len(data) > self._remaining:
                 raise LocalProtocolError(
                     f"{self._remaining} body bytes were left under Content-Length, got {len(data)}"
                 )
             self._remaining -= len(data)
             return data
-        if framing is Framing.CHUNKED:
+        if framing is CHUNKED:
             if not data:
                 return b""  # an empty chunk would end the body (RFC 9112 section 7.1)
             return b"%x\r\n%b\r\n" % (len(data), data)
-        if framing is Framing.CLOSE:
+        if framing is CLOSE_DELIMITED:
             return data
         return b""
 
     def send_data_sent_elsewhere(self, size: int) -> None:
         """Account for `size` body bytes the server sent itself (sendfile): Content-Length
         framing only, since nothing can be added around them."""
-        if self._framing is not Framing.LENGTH or size > self._remaining:
+        if self._framing is not LENGTH or size > self._remaining:
             raise LocalProtocolError("bytes sent outside the framing do not fit it")
         self._remaining -= size
 
@@ -311,11 +323,11 @@ class SendSide:
         # whether it may carry another request: not once the receive side has ended (EOF,
         # a BadRequest, or a request that said close).
         self.response_keep_alive = self._keep_alive
-        self.last_keep_alive = self._keep_alive and self._state is Receive.OPEN
+        self.last_keep_alive = self._keep_alive and self._state is RECEIVE_OPEN
         framing = self._framing
-        if framing is Framing.CHUNKED:
+        if framing is CHUNKED:
             return b"0\r\n\r\n"
-        if framing is Framing.LENGTH and self._remaining:
+        if framing is LENGTH and self._remaining:
             # RFC 9112 section 6.3: the client would wait for bytes that never come;
             # closing is the only way to tell it the response is incomplete.
             self.last_keep_alive = self.response_keep_alive = False

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from rootserve.protocol._send import check_field, date_header, error_response
-from rootserve.protocol._states import Receive
+from rootserve.protocol._states import RECEIVE_OPEN, SWITCHED, UPGRADE, Receive
 from rootserve.protocol.events import ConnectionClosed, Event, Headers, Request
 from rootserve.protocol.rules import LocalProtocolError
 
@@ -46,7 +46,7 @@ class SwitchSide:
 
     def _upgrade_at_head(self) -> Request:
         request = self.upgrade_request
-        if self._state is not Receive.UPGRADE or request is None:
+        if self._state is not UPGRADE or request is None:
             raise LocalProtocolError("no request is waiting to switch protocols")
         if not self._requests or self._requests[0] is not request or self._started:
             # RFC 9112 section 9.3.2: the answers before it go out first.
@@ -70,12 +70,12 @@ class SwitchSide:
         add(b"\r\n")
         head = b"".join(lines)
         self._requests.popleft()
-        self._state = Receive.SWITCHED
+        self._state = SWITCHED
         return head
 
     def take_upgrade_data(self) -> bytes:
         """After the 101: the bytes received after the request, for the new protocol."""
-        if self._state is not Receive.SWITCHED:
+        if self._state is not SWITCHED:
             raise LocalProtocolError("no 101 (Switching Protocols) was sent")
         held, self._held = self._held, b""
         return held
@@ -106,9 +106,9 @@ class SwitchSide:
         """Do not switch: the request is answered as a plain one (RFC 9110 section 7.8 lets
         a server ignore Upgrade), and the held bytes are parsed as the requests after it.
         Returns their events."""
-        if self._state is not Receive.UPGRADE:
+        if self._state is not UPGRADE:
             raise LocalProtocolError("no request is waiting to switch protocols")
-        self._state = Receive.OPEN
+        self._state = RECEIVE_OPEN
         self.upgrade_request = None
         held, self._held = self._held, b""
         events = self.receive_data(held) if held else []

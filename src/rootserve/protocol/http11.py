@@ -33,7 +33,16 @@ from typing import Final, NoReturn
 import httptools
 
 from rootserve.protocol._send import SendSide, error_response
-from rootserve.protocol._states import Framing, Receive
+from rootserve.protocol._states import (
+    NO_BODY,
+    RECEIVE_CLOSED,
+    RECEIVE_DONE,
+    RECEIVE_ERROR,
+    RECEIVE_OPEN,
+    SNIFF_METHOD,
+    SWITCHED,
+    UPGRADE,
+)
 from rootserve.protocol._switch import SwitchSide
 from rootserve.protocol.events import (
     END_OF_MESSAGE,
@@ -59,6 +68,7 @@ _HEADER_OVERHEAD: Final = 4  # ": " and CRLF around each field line
 _SPECIAL: Final = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
 )
+_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0"}  # RFC 9110 section 2.5
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }
@@ -124,7 +134,7 @@ class HTTP11Connection(SendSide, SwitchSide):
         self._server_line = b"server: " + server_header + b"\r\n" if server_header else b""
         self._add_date = date_header
         self._parser = httptools.HttpRequestParser(self)
-        self._state = Receive.OPEN
+        self._state = RECEIVE_OPEN
         self._events: list[Event] = []
         self._reject: _Reject | None = None
         self._idle = True  # between messages
@@ -136,6 +146,7 @@ class HTTP11Connection(SendSide, SwitchSide):
         # buffers of an unfinished head or trailer line.
         self._raw = 0
         self._data = b""  # the current feed (for the request-line check)
+        self._fresh = False  # whether the message being parsed began the current feed
         self._upgrade_length = 0  # Content-Length of an Upgrade request llhttp will skip
         self._body_left = 0  # body bytes of such a request still to take
         self.head_in_progress = False
@@ -154,7 +165,7 @@ class HTTP11Connection(SendSide, SwitchSide):
         # The response being sent: for the request at the head of `_requests`.
         self._requests: deque[Request] = deque()
         self._started = False
-        self._framing = Framing.NONE
+        self._framing = NO_BODY
         self._remaining = 0
         self._keep_alive = False
         self._close_after = False
@@ -165,32 +176,35 @@ class HTTP11Connection(SendSide, SwitchSide):
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Events for `data`; b"" means the peer closed its sending side."""
-        if self._state is not Receive.OPEN:
-            if self._state is Receive.UPGRADE:
+        if self._state is not RECEIVE_OPEN:
+            if self._state is UPGRADE:
                 return self._hold(data)
-            if self._state is Receive.SWITCHED:
+            if self._state is SWITCHED:
                 raise LocalProtocolError(
                     "the connection switched protocols (RFC 9110 section 7.8): its bytes are "
                     "not HTTP any more"
                 )
-            if self._state is Receive.SNIFF_METHOD and data:
+            if self._state is SNIFF_METHOD and data:
                 self._events = []
                 return self._sniff_method(data)
-            if self._state is Receive.DONE and not data:
-                self._state = Receive.CLOSED
+            if self._state is RECEIVE_DONE and not data:
+                self._state = RECEIVE_CLOSED
                 return [ConnectionClosed()]
             return []
         if not data:
-            self._state = Receive.CLOSED
+            self._state = RECEIVE_CLOSED
             return [ConnectionClosed()]
         events: list[Event] = []
         self._events = events
         self._data = data
         if self._body_left:
-            data = self._upgrade_body(data)
+            data = self._data = self._upgrade_body(data)
             if not data:
                 return events
         self._raw += len(data)
+        # The parser is between messages: the next one starts this feed (see
+        # on_headers_complete).
+        self._fresh = self._idle
         parser = self._parser
         try:
             while True:
@@ -199,9 +213,10 @@ class HTTP11Connection(SendSide, SwitchSide):
                     break
                 except httptools.HttpParserUpgrade as exc:
                     if self.upgrade_request is not None:
-                        self._state = Receive.UPGRADE
+                        self._state = UPGRADE
                         self._held = data[exc.args[0] :]
                         break
+                    self._fresh = False
                     data = self._after_upgrade(data[exc.args[0] :])
                     if not data:
                         break
@@ -235,7 +250,7 @@ class HTTP11Connection(SendSide, SwitchSide):
             return self._fail(501, "method is not implemented")
         if reason.startswith("Data after `Connection: close`"):
             # RFC 9112 section 9.6: nothing after a request with Connection: close is read.
-            self._state = Receive.DONE
+            self._state = RECEIVE_DONE
             return self._events
         return self._fail(400, reason or "malformed request")
 
@@ -295,7 +310,7 @@ class HTTP11Connection(SendSide, SwitchSide):
         return region[start:]
 
     def _sniff_method(self, data: bytes | None) -> list[Event]:
-        self._state = Receive.SNIFF_METHOD
+        self._state = SNIFF_METHOD
         if data is None:
             return self._fail(400, "invalid method")
         self._prefix += data
@@ -314,7 +329,7 @@ class HTTP11Connection(SendSide, SwitchSide):
         return self._fail(501, f"method {shown} is not implemented")
 
     def _fail(self, status: int, reason: str) -> list[Event]:
-        self._state = Receive.ERROR
+        self._state = RECEIVE_ERROR
         self._events.append(BadRequest(status, reason))
         return self._events
 
@@ -324,15 +339,13 @@ class HTTP11Connection(SendSide, SwitchSide):
 
     # httptools callbacks (called from inside feed_data)
 
+    # The per-message fields start out empty: in __init__ for the first message, then reset
+    # as soon as the message is done with them (the head's at its end, the body's and the
+    # trailers' at the end of the message), so beginning a message sets only two.
+
     def on_message_begin(self) -> None:
         self.head_in_progress = True
         self._idle = False
-        self._url = b""
-        self._headers = []
-        self._header_bytes = 0
-        self._host = None
-        self._rare = None
-        self._body_bytes = 0
 
     def on_url(self, piece: bytes) -> None:
         url = self._url + piece if self._url else piece
@@ -369,14 +382,27 @@ class HTTP11Connection(SendSide, SwitchSide):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        version = parser.get_http_version()
-        http10 = version == "1.0"
-        if not http10 and version != "1.1":
-            # RFC 9110 section 15.6.6; HTTP/0.9 has no headers to frame anything with.
-            self._refuse(505, f"HTTP/{version} is not supported")
         method_bytes = parser.get_method()
         method = _METHODS.get(method_bytes) or method_bytes.decode("ascii")
         target = self._url
+        # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE),
+        # and the version is 1.0 or 1.1. When the message began this feed (the parser was
+        # idle before it and `data` starts with the method) the request line is at the
+        # start of `data`, so both are read off it there; otherwise it is searched for.
+        version: str | None = None
+        if self._fresh:
+            self._fresh = False
+            data = self._data
+            at = len(method_bytes) + len(target) + 2  # where "HTTP/" starts
+            if (
+                data.startswith(method_bytes)
+                and data.startswith(target, at - len(target) - 1)
+                and data.startswith(b" HTTP/", at - 1)
+            ):
+                version = _VERSIONS.get(data[at + 5 : at + 8])
+        if version is None:
+            version = self._version_elsewhere(target)
+        http10 = version == "1.0"
         headers = self._headers
         if len(headers) > self._max_header_count:
             self._refuse(431, f"more than {self._max_header_count} header fields")
@@ -397,11 +423,14 @@ class HTTP11Connection(SendSide, SwitchSide):
             if HOST.fullmatch(host) is None:
                 self._refuse(400, "invalid Host header")
             self._host_checked = host
-        has_body = expect_continue = switch = False
-        upgrade = b""
         rare = self._rare
-        if rare is not None:
+        if rare is None:
+            request = Request(
+                method, target, path, query, version, headers, parser.should_keep_alive()
+            )
+        else:
             has_body, expect_continue, upgrade = self._framing_headers(rare, http10)
+            switch = False
             if parser.should_upgrade():
                 if b"transfer-encoding" in rare:
                     self._refuse(400, "a chunked body on a request with Upgrade is not supported")
@@ -409,29 +438,41 @@ class HTTP11Connection(SendSide, SwitchSide):
                 # RFC 9110 section 7.8: Upgrade in an HTTP/1.0 request is ignored; and a
                 # request that carries a body is no WebSocket handshake (RFC 6455 4.1).
                 switch = not (has_body or http10) and _names_switchable(upgrade)
-        # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE).
-        region = self._data if not self._since_idle else self._since_idle + self._data
-        if region.find(target + b" HTTP/") < 0 and not _says_http(region, target):
-            self._refuse(400, "the request line does not name the HTTP protocol")
-        request = Request(
-            method,
-            target,
-            path,
-            query,
-            version,
-            headers,
-            bool(parser.should_keep_alive()),
-            expect_continue,
-            has_body,
-            upgrade,
-        )
-        if switch:
-            self.upgrade_request = request
+            request = Request(
+                method,
+                target,
+                path,
+                query,
+                version,
+                headers,
+                parser.should_keep_alive(),
+                expect_continue,
+                has_body,
+                upgrade,
+            )
+            if switch:
+                self.upgrade_request = request
+            self._rare = None
         self._events.append(request)
         self._requests.append(request)
         self.head_in_progress = False
         self._raw = 0
-        self._headers = []  # trailers, if any, land here
+        # Ready for the next message; trailers, if any, land in the fresh list.
+        self._url = b""
+        self._host = None
+        self._headers = []
+
+    def _version_elsewhere(self, target: bytes) -> str:
+        """The protocol-name and version checks when the request line is not at the start
+        of the current feed: a pipelined request, or a head that came in pieces."""
+        version = self._parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            # RFC 9110 section 15.6.6; HTTP/0.9 has no headers to frame anything with.
+            self._refuse(505, f"HTTP/{version} is not supported")
+        region = self._data if not self._since_idle else self._since_idle + self._data
+        if region.find(target + b" HTTP/") < 0 and not _says_http(region, target):
+            self._refuse(400, "the request line does not name the HTTP protocol")
+        return version
 
     def _other_form(
         self, method: str, target: bytes, headers: Headers
@@ -509,8 +550,13 @@ class HTTP11Connection(SendSide, SwitchSide):
         self._events.append(END_OF_MESSAGE)
         self._idle = True
         self._raw = 0
+        self._header_bytes = 0
+        if self._body_bytes:
+            self._body_bytes = 0
+        if self._headers:
+            self._headers = []  # trailers were collected
 
     @property
     def receiving(self) -> bool:
         """Whether more requests may still arrive on this connection."""
-        return self._state is Receive.OPEN or self._state is Receive.SNIFF_METHOD
+        return self._state is RECEIVE_OPEN or self._state is SNIFF_METHOD
