@@ -27,6 +27,7 @@ from rootserve.types import ASGIApp, Message, Scope
 
 __all__ = [
     "ASGI_VERSION",
+    "TASK_NAME",
     "ASGIRunner",
     "Channel",
     "ClientDisconnected",
@@ -41,6 +42,7 @@ BODY_HIGH_WATER: Final = 64 * 1024  # buffered request body bytes before reading
 _EAGER_TASKS: Final = sys.version_info >= (3, 12)  # asyncio.Task(eager_start=True)
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
+TASK_NAME: Final = "rootserve.http"  # the name of each request's task
 
 
 class ClientDisconnected(OSError):
@@ -78,13 +80,6 @@ _BODY: Final = _Send.BODY
 _DONE: Final = _Send.DONE
 
 
-def _decode_path(raw: bytes) -> str:
-    # ASGI HTTP spec: `path` is percent-decoded and UTF-8 decoded. llhttp admits only
-    # ASCII in the target, so the raw bytes decode as ASCII.
-    text = raw.decode("ascii")
-    return unquote(text) if "%" in text else text
-
-
 def build_scope(
     request: Request,
     server: tuple[str, int] | None,
@@ -95,7 +90,11 @@ def build_scope(
 ) -> Scope:
     """The `http` scope for one request (ASGI HTTP spec 2.4, "HTTP Connection Scope")."""
     raw_path = request.path
-    path = _decode_path(raw_path)
+    # ASGI HTTP spec: `path` is percent-decoded and UTF-8 decoded. llhttp admits only
+    # ASCII in the target, so the raw bytes decode as ASCII.
+    path = raw_path.decode("ascii")
+    if "%" in path:
+        path = unquote(path)
     if root_path:
         # The scope's path is the full path, root_path included (ASGI spec 2.x).
         path = root_path + path
@@ -141,22 +140,21 @@ class HTTPCycle:
         "task",
     )
 
+    _held: Any  # the response's headers, from http.response.start to the first body
+
     def __init__(self, scope: Scope, request: Request, channel: Channel) -> None:
         self.scope = scope
         self.request = request
-        has_body = request.has_body
-        expect_continue = request.expect_continue
         self.channel = channel
-        self._expect_continue = expect_continue
+        self._expect_continue = request.expect_continue
         self._body: list[bytes] = []
         self._buffered = 0
-        self._more_body = has_body
+        self._more_body = has_body = request.has_body
+        self.request_complete = not has_body
         self._end_delivered = False
         self._waiter: Any = None  # an asyncio future while receive() waits for body
         self._send_state = _START
-        self._held: tuple[int, Any] | None = None
         self.disconnected = False
-        self.request_complete = not has_body
         self.status = 0
         self.task: asyncio.Task[None] | None = None
 
@@ -251,7 +249,7 @@ class HTTPCycle:
                 raise TypeError(f"http.response.start 'status' must be an int, got {status!r}")
             headers = message.get("headers", ())
             self.status = status
-            self._held = (status, headers)
+            self._held = headers
             self._send_state = _HEAD_HELD
             return
         if kind != "http.response.body":
@@ -279,7 +277,7 @@ class HTTPCycle:
         channel = self.channel
         proto = channel.proto
         if state is _HEAD_HELD:
-            status, headers = self._held  # type: ignore[misc]
+            status, headers = self.status, self._held
             if self._expect_continue and not self.request_complete:
                 # The client waits for a 100 it will not get; its body may or may not
                 # follow, so this connection ends here (RFC 9110 section 10.1.1).
@@ -289,7 +287,6 @@ class HTTPCycle:
                     # The common answer: the head and the whole body, one write.
                     data = proto.send_whole_response(status, headers, body)
                     self._send_state = _DONE
-                    self._held = None
                     channel.write(data)
                     if self._waiter is not None:
                         self._wake()
@@ -301,7 +298,6 @@ class HTTPCycle:
                     "http.response.start 'headers' must be an iterable of [name, value] "
                     f"pairs of bytes: {exc}"
                 ) from None
-            self._held = None
             self._send_state = _BODY
             channel.write(data)
         elif more:
@@ -406,6 +402,10 @@ class ASGIRunner:
         self.state = state
         self.loop = loop
         self.running = Running()
+        # Tasks are made here, with a name: an unnamed task formats "Task-N" for itself
+        # (about 1,500 instructions, a tenth of a request). A task factory the app set on
+        # the loop (by the end of lifespan startup) is honoured instead.
+        self._own_tasks = loop.get_task_factory() is None
 
     def cycle(self, request: Request, channel: Channel) -> HTTPCycle:
         scope = build_scope(
@@ -414,15 +414,18 @@ class ASGIRunner:
         return HTTPCycle(scope, request, channel)
 
     def start(self, cycle: HTTPCycle) -> None:
-        self.running.add(cycle)
-        coro = cycle.run(self.app, self.running)
-        if _EAGER_TASKS:
+        running = self.running
+        running.add(cycle)
+        coro = cycle.run(self.app, running)
+        if not self._own_tasks:
+            cycle.task = self.loop.create_task(coro)
+        elif _EAGER_TASKS:
             # Python 3.12+: the task's first step runs now, inside the task and in its own
             # copy of the context, so an app that answers without waiting costs no trip
             # through the loop's ready queue.
-            cycle.task = asyncio.Task(coro, loop=self.loop, eager_start=True)  # type: ignore[call-arg]
+            cycle.task = asyncio.Task(coro, loop=self.loop, name=TASK_NAME, eager_start=True)  # type: ignore[call-arg]
         else:
-            cycle.task = self.loop.create_task(coro)
+            cycle.task = asyncio.Task(coro, loop=self.loop, name=TASK_NAME)
 
     def release(self, channel: Channel) -> None:
         return None

@@ -141,8 +141,14 @@ class SendSide:
     _remaining: int
     _keep_alive: bool
     _close_after: bool
-    last_keep_alive: bool
     response_keep_alive: bool
+
+    @property
+    def last_keep_alive(self) -> bool:
+        """After a response: whether the connection may carry another request. Not once
+        the receive side has ended (EOF, a BadRequest, or a request that said close), nor
+        when the response said `connection: close`."""
+        return self.response_keep_alive and self._state is RECEIVE_OPEN
 
     @property
     def pending_responses(self) -> int:
@@ -278,8 +284,7 @@ class SendSide:
         # What send_end does, for the framing send_response chose with a whole body.
         self._requests.popleft()
         self._started = False
-        keep_alive = self.response_keep_alive = self._keep_alive
-        self.last_keep_alive = keep_alive and self._state is RECEIVE_OPEN
+        self.response_keep_alive = self._keep_alive
         return data
 
     def close_after_response(self) -> None:
@@ -323,14 +328,13 @@ class SendSide:
         # whether it may carry another request: not once the receive side has ended (EOF,
         # a BadRequest, or a request that said close).
         self.response_keep_alive = self._keep_alive
-        self.last_keep_alive = self._keep_alive and self._state is RECEIVE_OPEN
         framing = self._framing
         if framing is CHUNKED:
             return b"0\r\n\r\n"
         if framing is LENGTH and self._remaining:
             # RFC 9112 section 6.3: the client would wait for bytes that never come;
             # closing is the only way to tell it the response is incomplete.
-            self.last_keep_alive = self.response_keep_alive = False
+            self.response_keep_alive = False
             raise LocalProtocolError(
                 f"response ended {self._remaining} bytes short of its Content-Length"
             )

@@ -14,6 +14,9 @@ __all__ = ["base_environ", "build_environ"]
 # Header names already turned into environ keys (`user-agent` -> `HTTP_USER_AGENT`).
 _KEYS: dict[bytes, str | None] = {}
 _KEYS_MAX: Final = 1024
+# Bytes tested as integers: `37 in raw_path` is a memchr, while `b"%" in raw_path` first
+# tries the bytes as an integer and builds (and drops) a TypeError.
+_PERCENT: Final = ord("%")
 
 
 def _key(name: bytes) -> str | None:
@@ -63,7 +66,7 @@ def build_environ(
     ("Unicode Issues"). `base` holds the keys every request shares (`base_environ`)."""
     raw_path = request.path
     # PATH_INFO holds the percent-decoded bytes as latin-1 (PEP 3333 "Unicode Issues").
-    if b"%" in raw_path:
+    if _PERCENT in raw_path:
         path = unquote_to_bytes(raw_path).decode("latin-1")
     else:
         path = raw_path.decode("latin-1")
