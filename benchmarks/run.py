@@ -31,12 +31,13 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -651,6 +652,33 @@ def ratios(results: Sequence[Result]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def median_result(runs: list[Result]) -> Result:
+    """One server's rounds as one row: the median of each number over the rounds that ran
+    (the run with the median CPU per request gives the command, RSS and latency table)."""
+    ok = [r for r in runs if r.ok]
+    if len(runs) == 1 or not ok:
+        return runs[0]
+    ok.sort(key=lambda r: r.cpu_us_per_req or 0.0)
+    merged = replace(ok[len(ok) // 2])
+    merged.flags = [flag for r in runs for flag in r.flags]
+    for name in ("requests_per_sec", "p50_ms", "p99_ms", "cpu_us_per_req"):
+        values = [getattr(r, name) for r in ok if getattr(r, name) is not None]
+        setattr(merged, name, statistics.median(values) if values else None)
+    return merged
+
+
+def render_rounds(per_round: list[dict[str, dict[str, float | None]]]) -> str:
+    """The CPU ratio of each round, peer by peer: how much the machine's noise moved it."""
+    lines = []
+    for peer in per_round[0]:
+        cpu = [r[peer]["cpu_per_req"] for r in per_round if r.get(peer)]
+        shown = " ".join(_fmt(c, ".2f") for c in cpu)
+        known = [c for c in cpu if c is not None]
+        middle = f", median {statistics.median(known):.2f}x" if known else ""
+        lines.append(f"rootserve/{peer} CPU ratio by round: {shown}{middle}")
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -751,6 +779,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also run the optional peers (hypercorn, granian; uvicorn with wsproto for ws-echo)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure every server N times, taking turns, and report the medians (1)",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=DEFAULT_JSON,
@@ -760,8 +795,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 3
-    if args.duration < 1 or args.warmup < 0 or args.connections < 1:
-        parser.error("--duration and --connections must be positive, --warmup not negative")
+    if args.duration < 1 or args.warmup < 0 or args.connections < 1 or args.rounds < 1:
+        parser.error(
+            "--duration, --connections and --rounds must be positive, --warmup not negative"
+        )
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in names if n not in SCENARIOS]
@@ -809,13 +846,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.scenarios:
             scenario = SCENARIOS[name]
             log(f"[{name}] {scenario.description}")
-            results = [
-                bench_server(server, scenario, settings, Path(tmp))
-                for server in scenario.servers(args.all_peers)
-            ]
+            rounds = []
+            for number in range(args.rounds):
+                if args.rounds > 1:
+                    log(f"  round {number + 1} of {args.rounds}")
+                rounds.append(
+                    [
+                        bench_server(server, scenario, settings, Path(tmp))
+                        for server in scenario.servers(args.all_peers)
+                    ]
+                )
+            results = [median_result(list(runs)) for runs in zip(*rounds, strict=True)]
             flagged |= any(r.flags for r in results)
             table = render_table(scenario, results)
-            print(table + "\n", flush=True)
+            print(table, flush=True)
+            per_round = [ratios(r) for r in rounds]
+            if args.rounds > 1:
+                print(render_rounds(per_round), flush=True)
+            print(flush=True)
             report["scenarios"][name] = {
                 "description": scenario.description,
                 "interface": scenario.interface,
@@ -824,6 +872,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "wrk_script": scenario.lua,
                 "servers": [asdict(r) for r in results],
                 "ratios_vs_peers": ratios(results),
+                "rounds": [[asdict(r) for r in round_] for round_ in rounds],
+                "ratios_per_round": per_round,
             }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """The benchmark driver reads wrk's report correctly (the numbers it quotes come from here)."""
 
 import pytest
-from benchmarks.run import parse_wrk
+from benchmarks.run import Result, median_result, parse_wrk, ratios, render_rounds
 
 REPORT = """\
 Running 8s test @ http://127.0.0.1:40123/
@@ -47,3 +47,28 @@ def test_parse_wrk_microsecond_latency_and_no_error_lines() -> None:
 def test_parse_wrk_refuses_what_is_not_wrk_output() -> None:
     with pytest.raises(ValueError, match="not wrk output"):
         parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_rounds_are_reported_as_medians() -> None:
+    def run(server: str, cpu: float, rps: float) -> Result:
+        return Result(server, ok=True, cpu_us_per_req=cpu, requests_per_sec=rps, requests=1)
+
+    rounds = [
+        [run("rootserve", 20.0, 50_000), run("uvicorn", 40.0, 25_000)],
+        [run("rootserve", 30.0, 33_000), run("uvicorn", 36.0, 27_000)],
+        [run("rootserve", 22.0, 45_000), run("uvicorn", 44.0, 22_000)],
+    ]
+    merged = [median_result(list(runs)) for runs in zip(*rounds, strict=True)]
+    assert [(r.server, r.cpu_us_per_req, r.requests_per_sec) for r in merged] == [
+        ("rootserve", 22.0, 45_000),
+        ("uvicorn", 40.0, 25_000),
+    ]
+    text = render_rounds([ratios(r) for r in rounds])
+    assert text == "rootserve/uvicorn CPU ratio by round: 0.50 0.83 0.50, median 0.50x"
+
+
+def test_a_round_that_failed_is_left_out_of_the_median() -> None:
+    failed = Result("uvicorn", ok=False, error="did not start")
+    merged = median_result([Result("uvicorn", ok=True, cpu_us_per_req=40.0), failed])
+    assert merged.ok and merged.cpu_us_per_req == 40.0
+    assert median_result([failed]) is failed

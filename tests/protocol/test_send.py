@@ -524,3 +524,29 @@ def test_error_response_function() -> None:
     raw = error_response(431, "too big")
     assert raw.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert read_back(raw).values(b"server") == []
+
+
+def test_list_fields_and_repeated_tuples_render_alike() -> None:
+    # A plain (name, value) tuple is rendered once and found again by the tuple itself;
+    # the ASGI spec also allows [name, value] lists, which cannot be looked up that way.
+    headers = [(b"x-cached", b"1"), [b"x-listed", b"2"], (b"content-length", b"2")]
+    first = read_back(connection().send_response(200, headers, body=b"ok"))  # type: ignore[arg-type]
+    again = read_back(connection().send_response(200, headers, body=b"ok"))  # type: ignore[arg-type]
+    for parsed in (first, again):
+        assert parsed.values(b"x-cached") == [b"1"]
+        assert parsed.values(b"x-listed") == [b"2"]
+        assert parsed.values(b"content-length") == [b"2"]
+        assert parsed.body == b"ok"
+
+
+def test_a_field_refused_once_is_refused_again() -> None:
+    bad = (b"x-split", b"a\r\nset-cookie: x=1")
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError):
+            connection().send_response(200, [bad], body=b"")
+
+
+def test_a_whole_body_longer_than_the_content_length_is_refused() -> None:
+    conn = connection()
+    with pytest.raises(LocalProtocolError, match="3 body bytes for a Content-Length of 2"):
+        conn.send_response(200, [(b"content-length", b"2")], body=b"abc")

@@ -95,6 +95,9 @@ def error_response(
 # and it only ever holds valid fields.
 _FIELDS: dict[tuple[bytes, bytes], int] = {}
 _FIELDS_MAX: Final = 4096
+# The ordinary ones among them, as the line they become: most fields of most responses
+# pass with one lookup of the app's own (name, value) tuple.
+_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _PLAIN: Final = -1  # an ordinary field, sent as it is
 _CONNECTION_CLOSE: Final = -2  # Connection: close
 _DROPPED: Final = -3  # Transfer-Encoding, or Connection without close: ours to decide
@@ -126,6 +129,8 @@ def check_field(name: bytes, value: bytes) -> int:
         kind = _DROPPED
     if len(_FIELDS) < _FIELDS_MAX:
         _FIELDS[(name, value)] = kind
+        if kind == _PLAIN:
+            _LINES[(name, value)] = name + b": " + value + b"\r\n"
     return kind
 
 
@@ -209,7 +214,15 @@ class SendSide:
         lines = [line]
         length = -1
         close = self._close_after
-        for name, value in headers:
+        for field in headers:
+            try:
+                rendered = _LINES.get(field)
+            except TypeError:  # a [name, value] list: unhashable
+                rendered = None
+            if rendered is not None:
+                lines.append(rendered)
+                continue
+            name, value = field
             kind = _FIELDS.get((name, value))
             if kind is None:
                 kind = check_field(name, value)
@@ -239,10 +252,12 @@ class SendSide:
             self._framing = LENGTH
             if body is None:
                 self._remaining = length
-            elif len(body) > length:
-                raise LocalProtocolError(f"{len(body)} body bytes for a Content-Length of {length}")
             else:
-                self._remaining = length - len(body)
+                remaining = self._remaining = length - len(body)
+                if remaining < 0:
+                    raise LocalProtocolError(
+                        f"{len(body)} body bytes for a Content-Length of {length}"
+                    )
         elif body is not None:
             self._framing = LENGTH
             self._remaining = 0

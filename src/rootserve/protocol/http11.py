@@ -73,8 +73,6 @@ _SPECIAL: Final = frozenset(
 _LINE_ENDS: Final = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
 # Bytes tested as integers: `35 in target` is a memchr, while `b"#" in target` first tries the
 # bytes as an integer and builds (and drops) a TypeError, about 2,000 instructions.
-_CR: Final = ord("\r")
-_LF: Final = ord("\n")
 _SP: Final = ord(" ")
 _NUMBER_SIGN: Final = ord("#")
 _METHODS: Final = {
@@ -400,12 +398,14 @@ class HTTP11Connection(SendSide, SwitchSide):
         if self._fresh:
             self._fresh = False
             data = self._data
-            # With no empty line before it (RFC 9112 section 2.2) and one space after the
-            # method, the target starts right after that space and the protocol right after
-            # the target and one more space. (Integer tests and one slice: bytes.startswith
-            # with an offset parses its arguments, which costs more than all of these.)
-            at = len(method_bytes) + len(target) + 1  # the space before the protocol
-            if data[0] != _CR and data[0] != _LF and data[len(method_bytes) + 1] != _SP:
+            # With no empty line before it (RFC 9112 section 2.2: data[0] is the method's
+            # first letter, not CR or LF) and one space after the method, the target starts
+            # right after that space and the protocol after the target and one more space.
+            # (Integer tests and one slice: bytes.startswith with an offset parses its
+            # arguments, which costs more than all of these.)
+            space = len(method_bytes)
+            if data[0] == method_bytes[0] and data[space + 1] != _SP:
+                at = space + 1 + len(target)  # the space before the protocol
                 version = _LINE_ENDS.get(data[at : at + 9])
         if version is None:
             version = self._version_elsewhere(target)
