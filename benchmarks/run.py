@@ -2,8 +2,8 @@
 
 Run from the repository root (`make bench` does it):
 
-    .venv/bin/python benchmarks/run.py                # asgi-hello and ws-echo, 8 s per server
-    .venv/bin/python benchmarks/run.py --quick        # 3 s per server
+    .venv/bin/python benchmarks/run.py                # asgi-hello and ws-echo, 3 rounds of 8 s
+    .venv/bin/python benchmarks/run.py --quick        # one round of 3 s per server
     .venv/bin/python benchmarks/run.py --wsgi         # also the WSGI scenarios
     .venv/bin/python benchmarks/run.py --no-ws        # without the WebSocket scenario
     .venv/bin/python benchmarks/run.py --only wsgi-echo-64k --all-peers
@@ -781,9 +781,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=1,
         metavar="N",
-        help="measure every server N times, taking turns, and report the medians (1)",
+        help="measure every server N times, taking turns, and report the medians "
+        "(3; 1 with --quick)",
     )
     parser.add_argument(
         "--json",
@@ -795,6 +795,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration = 3
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     if args.duration < 1 or args.warmup < 0 or args.connections < 1 or args.rounds < 1:
         parser.error(
             "--duration, --connections and --rounds must be positive, --warmup not negative"

@@ -1,7 +1,7 @@
 """The benchmark driver reads wrk's report correctly (the numbers it quotes come from here)."""
 
 import pytest
-from benchmarks.run import Result, median_result, parse_wrk, ratios, render_rounds
+from benchmarks.run import Result, median_result, parse_args, parse_wrk, ratios, render_rounds
 
 REPORT = """\
 Running 8s test @ http://127.0.0.1:40123/
@@ -72,3 +72,11 @@ def test_a_round_that_failed_is_left_out_of_the_median() -> None:
     merged = median_result([Result("uvicorn", ok=True, cpu_us_per_req=40.0), failed])
     assert merged.ok and merged.cpu_us_per_req == 40.0
     assert median_result([failed]) is failed
+
+
+def test_three_rounds_by_default_and_one_when_quick() -> None:
+    assert parse_args([]).rounds == 3
+    assert parse_args(["--quick"]).rounds == 1
+    assert parse_args(["--quick", "--rounds", "2"]).rounds == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--rounds", "0"])
