@@ -135,8 +135,9 @@ class Connection(asyncio.Protocol):
             sink(data)
             return
         events = self.proto.receive_data(data)
-        # While these events are dispatched, an app that answers at once (an eager task)
-        # can finish its response before the events after its request are seen.
+        # While these events are dispatched, an app that answers at once (an eager task
+        # factory the app set on the loop) can finish its response before the events after
+        # its request are seen.
         self._dispatching = True
         for event in events:
             kind = type(event)
