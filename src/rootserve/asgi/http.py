@@ -425,7 +425,7 @@ class ASGIRunner:
             cycle.task = asyncio.Task(coro, loop=self.loop, name=TASK_NAME)
             return
         try:
-            cycle.task = self.loop.create_task(coro)
+            cycle.task = self.loop.create_task(coro, name=TASK_NAME)
         except BaseException:
             # The app's task factory failed: nothing will run the cycle, so it must not
             # hold up a graceful stop.
