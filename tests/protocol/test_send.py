@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import httptools
 import pytest
 
+from rootserve.protocol import _send
 from rootserve.protocol.events import (
     BadRequest,
     Data,
@@ -550,3 +551,12 @@ def test_a_whole_body_longer_than_the_content_length_is_refused() -> None:
     conn = connection()
     with pytest.raises(LocalProtocolError, match="3 body bytes for a Content-Length of 2"):
         conn.send_response(200, [(b"content-length", b"2")], body=b"abc")
+
+
+def test_a_long_field_is_checked_each_time_not_remembered() -> None:
+    cookie = (b"set-cookie", b"session=" + b"x" * 1000)
+    for _ in range(2):
+        parsed = read_back(connection().send_response(200, [cookie], body=b""))
+        assert parsed.values(b"set-cookie") == [cookie[1]]
+    assert cookie not in _send._FIELDS
+    assert cookie not in _send._LINES

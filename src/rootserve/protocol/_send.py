@@ -91,10 +91,12 @@ def error_response(
 
 
 # Header fields already checked, and what they mean for framing: apps send the same few
-# fields again and again, so most responses pass with one dict lookup per field. Bounded,
-# and it only ever holds valid fields.
+# fields again and again, so most responses pass with one dict lookup per field. Bounded
+# in entries and in the size of each (a long value, like a session cookie, is rarely sent
+# twice), and it only ever holds valid fields.
 _FIELDS: dict[tuple[bytes, bytes], int] = {}
 _FIELDS_MAX: Final = 4096
+_FIELD_MAX_BYTES: Final = 256  # name and value; longer fields are checked every time
 # The ordinary ones among them, as the line they become: most fields of most responses
 # pass with one lookup of the app's own (name, value) tuple.
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
@@ -127,7 +129,7 @@ def check_field(name: bytes, value: bytes) -> int:
         kind = _CONNECTION_CLOSE if b"close" in value.lower() else _DROPPED
     elif lname == b"transfer-encoding":
         kind = _DROPPED
-    if len(_FIELDS) < _FIELDS_MAX:
+    if len(_FIELDS) < _FIELDS_MAX and len(name) + len(value) <= _FIELD_MAX_BYTES:
         _FIELDS[(name, value)] = kind
         if kind == _PLAIN:
             _LINES[(name, value)] = name + b": " + value + b"\r\n"
