@@ -90,16 +90,15 @@ def error_response(
     )
 
 
-# Header fields already checked, and what they mean for framing: apps send the same few
-# fields again and again, so most responses pass with one dict lookup per field. Bounded
-# in entries and in the size of each (a long value, like a session cookie, is rarely sent
-# twice), and it only ever holds valid fields.
-_FIELDS: dict[tuple[bytes, bytes], int] = {}
-_FIELDS_MAX: Final = 4096
-_FIELD_MAX_BYTES: Final = 256  # name and value; longer fields are checked every time
-# The ordinary ones among them, as the line they become: most fields of most responses
-# pass with one lookup of the app's own (name, value) tuple.
+# Header fields already checked: apps send the same few fields again and again, so most
+# responses pass with one dict lookup per field. An ordinary field is kept in _LINES as the
+# line it becomes (looked up by the app's own (name, value) tuple); one that matters for
+# framing is kept in _FIELDS with what it means. Bounded in entries and in the size of
+# each (a long value, like a session cookie, is rarely sent twice); only valid fields.
 _LINES: dict[tuple[bytes, bytes], bytes] = {}
+_FIELDS: dict[tuple[bytes, bytes], int] = {}
+_FIELDS_MAX: Final = 4096  # entries of the two together
+_FIELD_MAX_BYTES: Final = 256  # name and value; longer fields are checked every time
 _PLAIN: Final = -1  # an ordinary field, sent as it is
 _CONNECTION_CLOSE: Final = -2  # Connection: close
 _DROPPED: Final = -3  # Transfer-Encoding, or Connection without close: ours to decide
@@ -107,9 +106,9 @@ _DROPPED: Final = -3  # Transfer-Encoding, or Connection without close: ours to 
 
 
 def check_field(name: bytes, value: bytes) -> int:
-    """Check a response field and say what it is (see _FIELDS). A field must have a token
-    for a name (RFC 9110 section 5.1) and no CR, LF or NUL in its value: those would add
-    lines of the sender's choosing (response splitting, RFC 9110 section 5.5)."""
+    """Check a response field and say what it is (see _LINES and _FIELDS). A field must
+    have a token for a name (RFC 9110 section 5.1) and no CR, LF or NUL in its value: those
+    would add lines of the sender's choosing (response splitting, RFC 9110 section 5.5)."""
     if type(name) is not bytes or type(value) is not bytes:
         raise TypeError(f"header names and values must be bytes, got {(name, value)!r}")
     if TOKEN.fullmatch(name) is None:
@@ -129,10 +128,11 @@ def check_field(name: bytes, value: bytes) -> int:
         kind = _CONNECTION_CLOSE if b"close" in value.lower() else _DROPPED
     elif lname == b"transfer-encoding":
         kind = _DROPPED
-    if len(_FIELDS) < _FIELDS_MAX and len(name) + len(value) <= _FIELD_MAX_BYTES:
-        _FIELDS[(name, value)] = kind
+    if len(_LINES) + len(_FIELDS) < _FIELDS_MAX and len(name) + len(value) <= _FIELD_MAX_BYTES:
         if kind == _PLAIN:
             _LINES[(name, value)] = name + b": " + value + b"\r\n"
+        else:
+            _FIELDS[(name, value)] = kind
     return kind
 
 
@@ -191,7 +191,7 @@ class SendSide:
             return _CONTINUE
         lines = [status_line(status)]
         for name, value in headers or ():
-            if (name, value) not in _FIELDS:
+            if (name, value) not in _LINES:
                 check_field(name, value)
             lines.append(name + b": " + value + b"\r\n")
         lines.append(b"\r\n")

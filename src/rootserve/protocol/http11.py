@@ -391,18 +391,16 @@ class HTTP11Connection(SendSide, SwitchSide):
         method = _METHODS.get(method_bytes) or method_bytes.decode("ascii")
         target = self._url
         # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE),
-        # and the version is 1.0 or 1.1. When the message began this feed (the parser was
-        # idle before it and `data` starts with the method) the request line is at the
-        # start of `data`, so both are read off it there; otherwise it is searched for.
+        # and the version is 1.0 or 1.1. When the message began this feed with no empty line
+        # before it (data[0] is the method's first letter, not CR or LF; RFC 9112 section
+        # 2.2) and one space after the method, the target starts right after that space and
+        # the protocol after the target and one more space: both are read off `data` there
+        # (integer tests and one slice; bytes.startswith with an offset parses its
+        # arguments, which costs more). Otherwise the request line is searched for.
         version: str | None = None
         if self._fresh:
             self._fresh = False
             data = self._data
-            # With no empty line before it (RFC 9112 section 2.2: data[0] is the method's
-            # first letter, not CR or LF) and one space after the method, the target starts
-            # right after that space and the protocol after the target and one more space.
-            # (Integer tests and one slice: bytes.startswith with an offset parses its
-            # arguments, which costs more than all of these.)
             space = len(method_bytes)
             if data[0] == method_bytes[0] and data[space + 1] != _SP:
                 at = space + 1 + len(target)  # the space before the protocol
@@ -431,13 +429,11 @@ class HTTP11Connection(SendSide, SwitchSide):
                 self._refuse(400, "invalid Host header")
             self._host_checked = host
         rare = self._rare
-        if rare is None:
-            request = Request(
-                method, target, path, query, version, headers, parser.should_keep_alive()
-            )
-        else:
+        has_body = expect_continue = switch = False
+        upgrade = b""
+        if rare is not None:
+            self._rare = None
             has_body, expect_continue, upgrade = self._framing_headers(rare, http10)
-            switch = False
             if parser.should_upgrade():
                 if b"transfer-encoding" in rare:
                     self._refuse(400, "a chunked body on a request with Upgrade is not supported")
@@ -445,21 +441,20 @@ class HTTP11Connection(SendSide, SwitchSide):
                 # RFC 9110 section 7.8: Upgrade in an HTTP/1.0 request is ignored; and a
                 # request that carries a body is no WebSocket handshake (RFC 6455 4.1).
                 switch = not (has_body or http10) and _names_switchable(upgrade)
-            request = Request(
-                method,
-                target,
-                path,
-                query,
-                version,
-                headers,
-                parser.should_keep_alive(),
-                expect_continue,
-                has_body,
-                upgrade,
-            )
-            if switch:
-                self.upgrade_request = request
-            self._rare = None
+        request = Request(
+            method,
+            target,
+            path,
+            query,
+            version,
+            headers,
+            parser.should_keep_alive(),
+            expect_continue,
+            has_body,
+            upgrade,
+        )
+        if switch:
+            self.upgrade_request = request
         self._events.append(request)
         self._requests.append(request)
         self.head_in_progress = False
