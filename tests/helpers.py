@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +108,12 @@ def start_cli(
     env: dict[str, str] | None = None,
     ready: str = r"Listening on (\S+)",
     pass_fds: tuple[int, ...] = (),
+    command: Sequence[str] = (sys.executable, "-m", "rootserve"),
 ) -> Iterator[CLIServer]:
-    """Start `rootserve ARGS` and wait for its "Listening on URL" line."""
+    """Start `rootserve ARGS` and wait for its "Listening on URL" line. `command` is how
+    rootserve is run: this interpreter's by default, or another install's script."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rootserve", *args],
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=cwd,
