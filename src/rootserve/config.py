@@ -12,20 +12,31 @@ Precedence, lowest first: the default, `[tool.rootserve]`, `ROOTSERVE_*`, the co
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
+
+from rootserve.setting import (
+    SettingInfo,
+    parse_bool,
+    parse_count,
+    parse_port,
+    parse_root_path,
+    parse_seconds,
+    parse_size,
+    setting,
+)
+from rootserve.units import KIB, MIB, SECONDS
 
 __all__ = [
     "ENV_PREFIX",
     "Config",
     "ConfigError",
     "SettingInfo",
+    "default",
     "load_config",
     "parse_size",
     "reference_markdown",
@@ -33,120 +44,10 @@ __all__ = [
 ]
 
 ENV_PREFIX: Final = "ROOTSERVE_"
-KIB: Final = 1024
-MIB: Final = 1024 * KIB
-GIB: Final = 1024 * MIB
-SECONDS: Final = 1.0
 
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the setting and the fix."""
-
-
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB, "mib": MIB}
-_SIZE_UNITS |= {"g": GIB, "gb": GIB, "gib": GIB}
-
-
-def parse_size(text: str) -> int:
-    """A byte count: `16384`, `16KiB`, `1MiB` (k, m and g are powers of 1024)."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a size (examples: 8192, 16KiB, 100MiB)")
-    return int(match[1]) * _SIZE_UNITS[(match[2] or "").lower()]
-
-
-def parse_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{text!r} is not a number of seconds (0 or more)")
-    return value
-
-
-def parse_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise ValueError(f"{text!r} is negative")
-    return value
-
-
-def parse_port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a port (0-65535)") from None
-    if not 0 <= value <= 65535:
-        raise ValueError(f"{text!r} is not a port (0-65535)")
-    return value
-
-
-def parse_root_path(text: str) -> str:
-    """A URL prefix: empty, or starting with "/" and never ending with one (so that
-    SCRIPT_NAME and `root_path` join with PATH_INFO and `path` without a double slash)."""
-    path = text.strip().rstrip("/")
-    if path and not path.startswith("/"):
-        raise ValueError(f"{text!r} is not a URL path (write it as /prefix)")
-    return path
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{text!r} is not a boolean (use true or false)")
-
-
-@dataclass(frozen=True)
-class SettingInfo:
-    """What the CLI, the env reader, the TOML reader and the docs know about one setting."""
-
-    name: str
-    help: str
-    parse: Callable[[str], Any]
-    default: Any
-    flag: str
-    env: str
-    short: str | None = None
-    choices: tuple[str, ...] | None = None
-    metavar: str | None = None
-    switch: bool = False  # a boolean: --name / --no-name
-    repeat: bool = False  # a list: the flag may be given more than once
-    positional: bool = False
-    group: str = "server"
-
-
-def setting(
-    default: Any,
-    help: str,
-    *,
-    parse: Callable[[str], Any] = str,
-    short: str | None = None,
-    choices: tuple[str, ...] | None = None,
-    metavar: str | None = None,
-    group: str = "server",
-    positional: bool = False,
-) -> Any:
-    """Declare a Config field; the flag and env var names come from the field name."""
-    meta = {
-        "help": help,
-        "parse": parse,
-        "short": short,
-        "choices": choices,
-        "metavar": metavar,
-        "group": group,
-        "positional": positional,
-    }
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -294,6 +195,23 @@ class Config:
         metavar="SECONDS",
         group="limits",
     )
+    timeout_body: float = setting(
+        30 * SECONDS,
+        "A request body gets this many seconds to begin, and to go on after each pause; "
+        "beyond that it must keep up --min-body-rate. A body that falls behind gets 408 and "
+        "the connection is closed (slow-body guard; 0: no limit).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
+    min_body_rate: int = setting(
+        1 * KIB,
+        "The slowest a request body may arrive, in bytes per second, once its "
+        "--timeout-body grace is used (0: only --timeout-body between reads).",
+        parse=parse_size,
+        metavar="BYTES",
+        group="limits",
+    )
     timeout_graceful: float = setting(
         30 * SECONDS,
         "On shutdown, wait this long for requests in progress before cancelling them "
@@ -355,6 +273,12 @@ def _info(f: dataclasses.Field[Any]) -> SettingInfo:
         positional=meta["positional"],
         group=meta["group"],
     )
+
+
+def default(name: str) -> Any:
+    """The default of one setting, as declared above: for objects that take their defaults
+    from the settings (`Limits`, the WebSocket settings) instead of writing them again."""
+    return _DEFAULTS[name]
 
 
 def setting_info() -> tuple[SettingInfo, ...]:
@@ -446,3 +370,6 @@ def reference_markdown() -> str:
             text += " One of " + ", ".join(f"`{c}`" for c in info.choices) + "."
         lines.append(f"| {name} | `{info.env}` | {default} | {text} |")
     return "\n".join(lines) + "\n"
+
+
+_DEFAULTS: Final = {info.name: info.default for info in setting_info()}

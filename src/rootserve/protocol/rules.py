@@ -7,19 +7,63 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Final
 
+from rootserve.config import Config, default
+
 __all__ = [
+    "CHUNK_LINE",
     "HOST",
+    "REQUEST_LINE_START",
+    "TCHAR",
     "TOKEN",
     "Limits",
     "LocalProtocolError",
     "status_line",
 ]
 
-KIB: Final = 1024
-MIB: Final = 1024 * KIB
 
 # RFC 9110 section 5.6.2: token = 1*tchar; tchar is VCHAR minus the delimiters.
-TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+TCHAR: Final = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+TOKEN: Final = re.compile(TCHAR + rb"+")
+
+# RFC 9110 section 5.6.4: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE, where
+# qdtext is HTAB, SP, VCHAR but DQUOTE and backslash, or obs-text; quoted-pair = "\" (HTAB /
+# SP / VCHAR / obs-text).
+_QUOTED_STRING: Final = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+
+# RFC 9112 section 7.1: chunk-size [ chunk-ext ] CRLF, with chunk-size = 1*HEXDIG (group 1)
+# and, section 7.1.1, chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+# chunk-ext-name = token, chunk-ext-val = token / quoted-string: a name or a value is never
+# empty (a quoted-string may be ""). BWS is left out: llhttp refuses whitespace there (a 400
+# either way), and this must agree with what llhttp lets through.
+_CHUNK_EXT: Final = rb";" + TCHAR + rb"+(?:=(?:" + TCHAR + rb"+|" + _QUOTED_STRING + rb"))?"
+CHUNK_LINE: Final = re.compile(rb"([0-9A-Fa-f]+)(?:" + _CHUNK_EXT + rb")*\r\n")
+
+
+def _nested(*parts: bytes) -> bytes:
+    """`a(b(c)?)?` for parts a, b, c: matches every prefix of their sequence."""
+    pattern = b""
+    for part in reversed(parts):
+        pattern = b"(?:" + part + pattern + b")?"
+    return pattern
+
+
+# RFC 9112 section 3: request-line = method SP request-target SP HTTP-version CRLF, with
+# HTTP-version = "HTTP/" DIGIT "." DIGIT (section 2.3). This matches the longest start of a
+# line that can still become one, so where the match stops the line stopped having that
+# shape. As llhttp does for the methods it knows, SP may repeat (section 3 lets a recipient
+# split the line on whitespace); the target is visible ASCII (section 3.2 has no more, and
+# llhttp refuses more). Named groups tell which part the match ended in.
+REQUEST_LINE_START: Final = re.compile(
+    _nested(
+        b"(?P<method>" + TCHAR + b"+)",
+        b"(?P<sp1> +)",
+        b"(?P<target>[!-~]+)",
+        b"(?P<sp2> +)",
+        b"(?P<version>H"
+        + _nested(b"T", b"T", b"P", b"/", b"[0-9]", rb"\.", b"[0-9]", rb"\r", rb"\n")
+        + b")",
+    )
+)
 
 # RFC 9110 section 5.5: a field value is VCHAR, obs-text, SP and HTAB; CR, LF and NUL are
 # what turn a header into two (response splitting), so those are refused in what we send.
@@ -41,12 +85,22 @@ class LocalProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on what one request may use. Sizes in bytes; 0 means no limit for the body."""
+    """Bounds on what one request may use. Sizes in bytes; 0 means no limit for the body.
+    The defaults are the settings' (config.py), declared there once."""
 
-    max_request_line_bytes: int = 8 * KIB  # 414 beyond (RFC 9112 section 3)
-    max_header_bytes: int = 16 * KIB  # 431 beyond (RFC 6585 section 5)
-    max_header_count: int = 100  # 431 beyond
-    max_body_bytes: int = 100 * MIB  # 413 beyond (RFC 9110 section 15.5.14)
+    max_request_line_bytes: int = default("max_request_line")  # 414 beyond (RFC 9112 3)
+    max_header_bytes: int = default("max_header_size")  # 431 beyond (RFC 6585 section 5)
+    max_header_count: int = default("max_header_count")  # 431 beyond
+    max_body_bytes: int = default("max_body_size")  # 413 beyond (RFC 9110 section 15.5.14)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Limits:
+        return cls(
+            max_request_line_bytes=config.max_request_line,
+            max_header_bytes=config.max_header_size,
+            max_header_count=config.max_header_count,
+            max_body_bytes=config.max_body_size,
+        )
 
 
 _PHRASES: Final = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
