@@ -4,15 +4,17 @@ objects fed the same request bytes through a fake transport, on uvloop, in one p
     .venv/bin/python benchmarks/replay.py                 # both, 200k requests each, 5 rounds
     .venv/bin/python benchmarks/replay.py --only rootserve --requests 400000
     .venv/bin/python benchmarks/replay.py --profile       # cProfile of rootserve's share
+    .venv/bin/python benchmarks/replay.py --wsgi --only rootserve  # a WSGI app on app threads
 
 What it measures: `data_received` with a whole request (the head wrk sends), the app's task
-(benchmarks/apps/asgi_hello.py) and the write of the answer into a transport that only counts
-bytes. `--connections` connections take turns, one request each per loop pass, as wrk's do,
-so the loop's ready queue holds that many task steps at once. No syscall, no epoll: what is
-left is the server's own Python work plus the loop's task scheduling, which is the part a
-change to rootserve's hot path can move. `make bench` stays the measure that counts (CPU per
-request of the whole server under wrk); this one is for profiling and for comparing two
-versions of the hot path quickly and quietly (pin it: `taskset -c 0`).
+(benchmarks/apps/asgi_hello.py; with `--wsgi`, benchmarks/apps/wsgi_hello.py on rootserve's
+app threads) and the write of the answer into a transport that only counts bytes.
+`--connections` connections take turns, one request each per loop pass, as wrk's do, so the
+loop's ready queue holds that many task steps at once. No syscall, no epoll: what is left is
+the server's own Python work plus the loop's task scheduling, which is the part a change to
+rootserve's hot path can move. `make bench` stays the measure that counts (CPU per request
+of the whole server under wrk); this one is for profiling and for comparing two versions of
+the hot path quickly and quietly (pin it: `taskset -c 0`).
 """
 
 from __future__ import annotations
@@ -31,14 +33,36 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.apps.asgi_hello import app
+from benchmarks.apps.wsgi_hello import app as wsgi_app
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"  # what wrk sends
+
+
+class Answers:
+    """Counts the answers written by every transport; wakes the replay once all are in."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.target = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def add(self) -> None:
+        self.count += 1
+        if self.count >= self.target and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self, target: int) -> None:
+        self.target = target
+        if self.count < target:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
 
 
 class FakeTransport:
     """Enough of an asyncio transport for both servers; writes are counted, not sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, answers: Answers) -> None:
+        self.answers = answers
         self.written = 0
         self.writes = 0
         self.closed = False
@@ -53,6 +77,7 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.writes += 1
         self.written += len(data)
+        self.answers.add()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
@@ -79,33 +104,33 @@ class FakeTransport:
         self.closed = True
 
 
-def rootserve_factory(loop: asyncio.AbstractEventLoop) -> Callable[[], Any]:
+def rootserve_factory(loop: asyncio.AbstractEventLoop, wsgi: bool = False) -> Callable[[], Any]:
     from rootserve.asgi.http import ASGIRunner
-    from rootserve.observe.access import NullAccessLog
-    from rootserve.protocol.rules import Limits
+    from rootserve.config import Config
     from rootserve.server.connection import Connection
-    from rootserve.server.worker import ServerState
+    from rootserve.server.state import ServerState
+    from rootserve.wsgi.runner import WSGIRunner
 
-    state = ServerState(
-        runner=ASGIRunner(app, root_path="", state={}, loop=loop),
-        loop=loop,
-        limits=Limits(),
-        timeout_keep_alive=5.0,
-        timeout_header=10.0,
-        limit_concurrency=0,
-        server_header=b"rootserve",
-        date_header=True,
-        access_log=NullAccessLog(),
-    )
+    runner: Any = ASGIRunner(app, root_path="", state={}, loop=loop)
+    if wsgi:
+        runner = WSGIRunner(wsgi_app, threads=8, root_path="", multiprocess=False, loop=loop)
+    state = ServerState.from_config(Config(access_log=False), runner=runner, loop=loop)
     return lambda: Connection(state)
 
 
-def uvicorn_factory(loop: asyncio.AbstractEventLoop) -> Callable[[], Any]:
+def uvicorn_factory(loop: asyncio.AbstractEventLoop, wsgi: bool = False) -> Callable[[], Any]:
     from uvicorn.config import Config
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     from uvicorn.server import ServerState
 
-    config = Config(app, http="httptools", lifespan="off", access_log=False, log_level="warning")
+    config = Config(
+        wsgi_app if wsgi else app,
+        interface="wsgi" if wsgi else "asgi3",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )
     config.load()
     server_state = ServerState()
     return lambda: HttpToolsProtocol(config, server_state, {}, loop)
@@ -118,19 +143,21 @@ async def replay(factory: Callable[[], Any], requests: int, connections: int) ->
     """Nanoseconds per request for `requests` requests over `connections` connections."""
     protocols = []
     transports = []
+    answers = Answers()
     for _ in range(connections):
-        protocol, transport = factory(), FakeTransport()
+        protocol, transport = factory(), FakeTransport(answers)
         protocol.connection_made(transport)
         protocols.append(protocol)
         transports.append(transport)
     rounds = requests // connections
     sleep = asyncio.sleep
     started = time.perf_counter_ns()
-    for _ in range(rounds):
+    for done in range(connections, (rounds + 1) * connections, connections):
         for protocol in protocols:
             protocol.data_received(REQUEST)
         await sleep(0)  # the tasks made above run, in order, before this resumes
         await sleep(0)  # and what they scheduled (uvicorn's second step)
+        await answers.wait(done)  # a WSGI app answers from its threads: wait for those
     elapsed = time.perf_counter_ns() - started
     answered = sum(t.writes for t in transports)
     if answered < rounds * connections:
@@ -147,13 +174,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile rootserve's share")
+    parser.add_argument("--wsgi", action="store_true", help="the WSGI hello app instead")
     args = parser.parse_args()
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     if args.profile:
-        factory = rootserve_factory(loop)
+        factory = rootserve_factory(loop, args.wsgi)
         loop.run_until_complete(replay(factory, 20_000, args.connections))
         profiler = cProfile.Profile()
         profiler.enable()
@@ -163,7 +191,7 @@ def main() -> None:
         return
     names = args.only or sorted(FACTORIES, reverse=True)
     results: dict[str, list[float]] = {name: [] for name in names}
-    factories = {name: FACTORIES[name](loop) for name in names}
+    factories = {name: FACTORIES[name](loop, args.wsgi) for name in names}
     for name in names:  # warm up
         loop.run_until_complete(replay(factories[name], 20_000, args.connections))
     for _ in range(args.rounds):

@@ -11,15 +11,12 @@ from typing import Any, NoReturn
 
 from rootserve import __version__
 from rootserve.config import Config, ConfigError, SettingInfo, load_config, setting_info
+from rootserve.exit_codes import EXIT_APP, EXIT_OK, EXIT_USAGE
 from rootserve.loading import AppLoadError, detect_interface, load_app
 from rootserve.server.worker import Server
 from rootserve.supervisor.sockets import BindError, bind_all
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_APP = 3
 
 _GROUP_TITLES = {
     "app": "the app",
@@ -110,6 +107,14 @@ def listen_addresses(config: Config) -> list[str]:
     return [f"{host}:{config.port}"]
 
 
+def _uvloop_importable() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     try:
@@ -126,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AppLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_APP
+    if config.loop == "uvloop" and not _uvloop_importable():
+        print("error: --loop uvloop: uvloop is not installed (pip install uvloop)", file=sys.stderr)
+        return EXIT_USAGE
     if interface == "wsgi" and config.threads < 1:
         print("error: --threads must be at least 1 for a WSGI app", file=sys.stderr)
         return EXIT_USAGE

@@ -1,26 +1,31 @@
-"""HTTPCycle in memory: a fake Channel in place of the connection, the real sans-IO protocol.
+"""HTTPCycle in memory: a real HTTP11Exchange on a fake connection (tests/exchange_support.py),
+the real sans-IO protocol under it.
 
-The cycle is driven the way the server drives it (`feed`, `end`, `disconnect`) and the way
-an app does (`receive`, `send`); what reaches the channel is checked byte for byte.
+The cycle is driven the way the server drives it (the exchange's `feed`, `end` and
+`disconnect`, the runner's `attach` and `start`) and the way an app does (`receive`, `send`);
+what reaches the connection is checked byte for byte.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.exchange_support import FakeConnection, parse_request, settle
 
 from rootserve.asgi.http import (
     ASGI_VERSION,
     BODY_HIGH_WATER,
+    ASGIRunner,
     ClientDisconnected,
     HTTPCycle,
     build_scope,
 )
-from rootserve.protocol.events import Data, EndOfMessage, Request
-from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.protocol.exchange import ResponseError
+from rootserve.server.exchange import HTTP11Exchange
 from rootserve.types import Message, Receive, Scope, Send
 
 GET = b"GET /p?q=1 HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -31,69 +36,25 @@ def body(data: bytes = b"", more: bool = False) -> Message:
     return {"type": "http.response.body", "body": data, "more_body": more}
 
 
-class FakeChannel:
-    """What a cycle needs from its connection, recording what it is asked to do."""
-
-    def __init__(self) -> None:
-        self.proto = HTTP11Connection()
-        self.write_paused = False
-        self.server_addr = ("127.0.0.1", 8000)
-        self.client_addr = ("127.0.0.1", 50000)
-        self.writes: list[bytes] = []
-        self.completed: list[bool] = []  # keep_alive of each response_complete
-        self.aborted = False
-        self.pauses = 0
-        self.resumes = 0
-        self.drains = 0
-
-    @property
-    def wire(self) -> bytes:
-        return b"".join(self.writes)
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    async def drain(self) -> None:
-        self.drains += 1
-
-    def pause_reading(self) -> None:
-        self.pauses += 1
-
-    def resume_reading(self) -> None:
-        self.resumes += 1
-
-    def response_complete(self, keep_alive: bool) -> None:
-        self.completed.append(keep_alive)
-
-    def abort(self) -> None:
-        self.aborted = True
+def make_cycle(
+    raw: bytes = GET, *, deliver_body: bool = True
+) -> tuple[HTTPCycle, HTTP11Exchange, FakeConnection]:
+    """A cycle for the first request in `raw`, attached to its exchange by the runner as the
+    server does; its body is fed in when `deliver_body`. Call it on the running loop."""
+    conn = FakeConnection()
+    assert conn.state.loop is not None
+    runner = ASGIRunner(_never_called, root_path="", state=None, loop=conn.state.loop)
+    exchange = conn.open(raw, runner, deliver_body=deliver_body)
+    assert isinstance(exchange.receiver, HTTPCycle)
+    return exchange.receiver, exchange, conn
 
 
-def make_cycle(raw: bytes = GET, *, deliver_body: bool = True) -> tuple[HTTPCycle, FakeChannel]:
-    """A cycle for the first request in `raw`; its body is fed in when `deliver_body`."""
-    channel = FakeChannel()
-    events = channel.proto.receive_data(raw)
-    request = events[0]
-    assert isinstance(request, Request)
-    scope = build_scope(request, ("127.0.0.1", 8000), ("127.0.0.1", 50000), "http", "", None)
-    cycle = HTTPCycle(scope, request, channel)
-    if request.has_body and deliver_body:
-        for event in events[1:]:
-            if isinstance(event, Data):
-                cycle.feed(event.data)
-            elif isinstance(event, EndOfMessage):
-                cycle.end()
-    return cycle, channel
+async def _never_called(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
+    raise AssertionError("these tests drive the cycle themselves")
 
 
 def run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(test())
-
-
-async def settle() -> None:
-    """Let every ready task run until it waits for something."""
-    for _ in range(5):
-        await asyncio.sleep(0)
 
 
 # -- send: the order of messages -----------------------------------------------------------
@@ -116,7 +77,7 @@ async def settle() -> None:
 )
 def test_message_order_errors_name_the_rule(messages: list[Message], error: str):
     async def test() -> None:
-        cycle, _ = make_cycle()
+        cycle, _, _ = make_cycle()
         *fine, bad = messages
         for message in fine:
             await cycle.send(message)
@@ -129,7 +90,7 @@ def test_message_order_errors_name_the_rule(messages: list[Message], error: str)
 
 def test_status_must_be_an_int():
     async def test() -> None:
-        cycle, _ = make_cycle()
+        cycle, _, _ = make_cycle()
         with pytest.raises(TypeError, match="'status' must be an int"):
             await cycle.send({"type": "http.response.start", "status": "200", "headers": []})
 
@@ -138,18 +99,18 @@ def test_status_must_be_an_int():
 
 def test_header_values_must_be_bytes():
     async def test() -> None:
-        cycle, channel = make_cycle()
+        cycle, _, conn = make_cycle()
         await cycle.send({"type": "http.response.start", "status": 200, "headers": [(b"a", "b")]})
         with pytest.raises(TypeError, match="'headers' must be"):
             await cycle.send(body(b"x"))
-        assert channel.writes == []
+        assert conn.writes == []
 
     run(test)
 
 
 def test_header_names_must_be_bytes():
     async def test() -> None:
-        cycle, _ = make_cycle()
+        cycle, _, _ = make_cycle()
         headers = [("content-type", b"text/plain")]
         await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
         with pytest.raises(TypeError, match="bytes"):
@@ -160,7 +121,7 @@ def test_header_names_must_be_bytes():
 
 def test_body_must_be_bytes():
     async def test() -> None:
-        cycle, _ = make_cycle()
+        cycle, _, _ = make_cycle()
         await cycle.send(START)
         with pytest.raises(TypeError, match="'body' must be bytes"):
             await cycle.send({"type": "http.response.body", "body": "text"})
@@ -173,60 +134,75 @@ def test_body_must_be_bytes():
 
 def test_start_and_one_body_are_one_write_with_a_content_length():
     async def test() -> None:
-        cycle, channel = make_cycle()
+        cycle, exchange, conn = make_cycle()
         await cycle.send(START)
-        assert channel.writes == []  # the head is held until the body is known
+        assert conn.writes == []  # the head is held until the body is known
         await cycle.send(body(b"hello"))
-        [data] = channel.writes
+        [data] = conn.writes
         head, _, rest = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"\r\ncontent-length: 5" in head
         assert rest == b"hello"
-        assert channel.completed == [True]
-        assert cycle.response_complete and cycle.status == 200
+        assert conn.completed == [True]  # keep-alive: the request and the head allow it
+        assert exchange.complete and exchange.status == 200
 
     run(test)
 
 
 def test_streamed_body_is_chunked_and_waits_for_drain_when_paused():
     async def test() -> None:
-        cycle, channel = make_cycle()
+        cycle, _, conn = make_cycle()
         await cycle.send(START)
         await cycle.send(body(b"one", more=True))
-        channel.write_paused = True
+        conn.write_paused = True
         await cycle.send(body(b"", more=True))  # nothing to write: an empty chunk would end it
         await cycle.send(body(b"two", more=True))
-        assert channel.drains == 2
-        channel.write_paused = False
+        assert conn.drains == 2
+        conn.write_paused = False
         await cycle.send(body())
-        assert b"transfer-encoding: chunked" in channel.writes[0]
-        assert channel.wire.endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
-        assert channel.completed == [True]
+        assert b"transfer-encoding: chunked" in conn.writes[0]
+        assert conn.wire.endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
+        assert conn.completed == [True]
 
     run(test)
 
 
 def test_content_length_shortfall_aborts():
     async def test() -> None:
-        cycle, channel = make_cycle()
+        cycle, exchange, conn = make_cycle()
         await cycle.send({"type": "http.response.start", "status": 200,
                           "headers": [(b"content-length", b"10")]})  # fmt: skip
         await cycle.send(body(b"12345", more=True))
-        with pytest.raises(Exception, match="short of its Content-Length"):
+        with pytest.raises(ResponseError, match="short of its Content-Length"):
             await cycle.send(body())
-        assert channel.aborted
+        assert conn.aborted
+        assert exchange.disconnected and conn.completed == []
+
+
+def test_content_length_overflow_aborts_and_writes_nothing_more():
+    async def test() -> None:
+        cycle, exchange, conn = make_cycle()
+        await cycle.send({"type": "http.response.start", "status": 200,
+                          "headers": [(b"content-length", b"3")]})  # fmt: skip
+        await cycle.send(body(b"12", more=True))
+        written = conn.wire
+        with pytest.raises(ResponseError, match="Content-Length"):
+            await cycle.send(body(b"34", more=True))
+        assert conn.aborted and exchange.disconnected
+        assert conn.wire == written
 
     run(test)
 
 
 def test_send_after_disconnect_raises_client_disconnected():
     async def test() -> None:
-        cycle, channel = make_cycle()
-        cycle.disconnect()
+        cycle, exchange, conn = make_cycle()
+        exchange.disconnect()
+        assert exchange.disconnected
         await cycle.send(START)
         with pytest.raises(ClientDisconnected):
             await cycle.send(body(b"late"))
-        assert channel.writes == []
+        assert conn.writes == []
 
     run(test)
 
@@ -236,7 +212,7 @@ def test_send_after_disconnect_raises_client_disconnected():
 
 def test_request_without_body_then_disconnect_once_answered():
     async def test() -> None:
-        cycle, _ = make_cycle()
+        cycle, _, _ = make_cycle()
         assert await cycle.receive() == {"type": "http.request", "body": b"", "more_body": False}
         waiting = asyncio.ensure_future(cycle.receive())
         await settle()
@@ -253,19 +229,19 @@ def test_body_in_pieces_with_more_body():
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
 
     async def test() -> None:
-        cycle, channel = make_cycle(head, deliver_body=False)
+        cycle, exchange, conn = make_cycle(head, deliver_body=False)
         waiting = asyncio.ensure_future(cycle.receive())
         await settle()
         assert not waiting.done()
-        cycle.feed(b"012")
-        cycle.feed(b"34")
+        exchange.feed(b"012")
+        exchange.feed(b"34")
         first = await asyncio.wait_for(waiting, 5)
         assert first == {"type": "http.request", "body": b"01234", "more_body": True}
-        cycle.feed(b"56789")
-        cycle.end()
+        exchange.feed(b"56789")
+        exchange.end()
         last = await cycle.receive()
         assert last == {"type": "http.request", "body": b"56789", "more_body": False}
-        assert channel.resumes >= 1  # reading resumed while the app waited for body
+        assert conn.resumes >= 1  # reading resumed while the app waited for body
 
     run(test)
 
@@ -274,14 +250,14 @@ def test_buffered_body_over_the_high_water_mark_pauses_reading():
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 200000\r\n\r\n"
 
     async def test() -> None:
-        cycle, channel = make_cycle(head, deliver_body=False)
-        cycle.feed(b"a" * BODY_HIGH_WATER)
-        assert channel.pauses == 0
-        cycle.feed(b"b")
-        assert channel.pauses == 1
+        cycle, exchange, conn = make_cycle(head, deliver_body=False)
+        exchange.feed(b"a" * BODY_HIGH_WATER)
+        assert conn.pauses == 0
+        exchange.feed(b"b")
+        assert conn.pauses == 1
         message = await cycle.receive()
         assert len(message["body"]) == BODY_HIGH_WATER + 1
-        assert channel.resumes == 1
+        assert conn.resumes == 1
 
     run(test)
 
@@ -290,10 +266,10 @@ def test_disconnect_while_waiting_for_body():
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
 
     async def test() -> None:
-        cycle, _ = make_cycle(head, deliver_body=False)
+        cycle, exchange, _ = make_cycle(head, deliver_body=False)
         waiting = asyncio.ensure_future(cycle.receive())
         await settle()
-        cycle.disconnect()
+        exchange.disconnect()
         assert await asyncio.wait_for(waiting, 5) == {"type": "http.disconnect"}
 
     run(test)
@@ -303,11 +279,13 @@ def test_body_fed_after_the_response_is_discarded():
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
 
     async def test() -> None:
-        cycle, _ = make_cycle(head, deliver_body=False)
+        cycle, exchange, conn = make_cycle(head, deliver_body=False)
         await cycle.send(START)
         await cycle.send(body(b"no thanks"))
-        cycle.feed(b"0123456789")
+        exchange.feed(b"0123456789")
+        exchange.end()
         assert await cycle.receive() == {"type": "http.disconnect"}
+        assert conn.completed == [True]  # the body was read and dropped: keep-alive holds
 
     run(test)
 
@@ -317,30 +295,31 @@ EXPECT = b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length:
 
 def test_100_continue_is_written_by_the_first_receive_only():
     async def test() -> None:
-        cycle, channel = make_cycle(EXPECT, deliver_body=False)
-        assert channel.writes == []
+        cycle, exchange, conn = make_cycle(EXPECT, deliver_body=False)
+        assert conn.writes == []
         waiting = asyncio.ensure_future(cycle.receive())
         await settle()
-        assert channel.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
-        cycle.feed(b"hi")
-        cycle.end()
+        assert conn.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+        assert conn.bodies_due == 1  # the connection now waits for the body
+        exchange.feed(b"hi")
+        exchange.end()
         assert (await asyncio.wait_for(waiting, 5))["body"] == b"hi"
         await cycle.send(START)
         await cycle.send(body(b"ok"))
-        assert channel.wire.count(b"100 Continue") == 1
-        assert channel.completed == [True]
+        assert conn.wire.count(b"100 Continue") == 1
+        assert conn.completed == [True]
 
     run(test)
 
 
 def test_no_100_continue_once_the_response_started():
     async def test() -> None:
-        cycle, channel = make_cycle(EXPECT, deliver_body=False)
+        cycle, exchange, conn = make_cycle(EXPECT, deliver_body=False)
         await cycle.send(START)
         waiting = asyncio.ensure_future(cycle.receive())
         await settle()
-        assert channel.writes == []
-        cycle.disconnect()
+        assert conn.writes == []
+        exchange.disconnect()
         await asyncio.wait_for(waiting, 5)
 
     run(test)
@@ -348,11 +327,13 @@ def test_no_100_continue_once_the_response_started():
 
 def test_unread_expect_body_means_no_keep_alive():
     async def test() -> None:
-        cycle, channel = make_cycle(EXPECT, deliver_body=False)
+        cycle, exchange, conn = make_cycle(EXPECT, deliver_body=False)
         await cycle.send({"type": "http.response.start", "status": 401, "headers": []})
         await cycle.send(body(b"no"))
-        assert b"100" not in channel.wire
-        assert channel.completed == [False]
+        assert b"100" not in conn.wire
+        assert b"connection: close\r\n" in conn.wire  # the head says so
+        assert exchange.complete and not exchange.request_complete
+        assert conn.completed == [False]
 
     run(test)
 
@@ -392,42 +373,46 @@ async def _hang_up(receive: Receive, send: Send) -> None:
 )
 def test_run_answers_500_or_aborts(behaviour: Any, status: int, aborted: bool):
     async def test() -> None:
-        cycle, channel = make_cycle()
-        running = {cycle}
-        await cycle.run(_app(behaviour), running)
-        assert running == set()
-        assert channel.aborted is aborted
-        assert cycle.status == status
+        cycle, exchange, conn = make_cycle()
+        runner = ASGIRunner(_app(behaviour), root_path="", state=None, loop=conn.state.loop)
+        conn.start(runner, exchange)
+        assert cycle.task is not None and exchange in conn.state.running
+        await asyncio.wait_for(cycle.task, 5)
+        assert not conn.state.running  # finish() took it out
+        assert conn.aborted is aborted
+        assert exchange.status == status
         if not aborted:
-            assert channel.wire.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
-            assert channel.completed == [False]
+            assert conn.wire.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+            assert conn.completed == [False]
+        else:
+            assert exchange.disconnected and conn.completed == []
 
     run(test)
 
 
-def test_run_is_quiet_when_the_client_is_gone():
+def test_run_is_quiet_when_the_client_is_gone(caplog: pytest.LogCaptureFixture):
     async def test() -> None:
-        cycle, channel = make_cycle()
-        await cycle.run(_app(_hang_up), set())
-        assert channel.writes == []
-        assert not channel.aborted
+        cycle, exchange, conn = make_cycle()
+        exchange.disconnect()  # the connection was lost before the app answered
+        conn.state.running.add(exchange)
+        await cycle.run(_app(_hang_up))
+        assert not conn.state.running
+        assert conn.writes == []
+        assert not conn.aborted
+        assert conn.completed == []
 
+    caplog.set_level(logging.ERROR, logger="rootserve.error")
     run(test)
+    assert "Exception in ASGI app" not in caplog.text
 
 
 # -- build_scope ---------------------------------------------------------------------------
 
 
-def _request(raw: bytes) -> Request:
-    request = HTTP11Connection().receive_data(raw)[0]
-    assert isinstance(request, Request)
-    return request
-
-
 def test_build_scope():
     raw = b"PUT /a%20b/%E2%82%AC?x=%20&y HTTP/1.0\r\nX-Up: V\r\nContent-Length: 0\r\n\r\n"
     state = {"db": "pool"}
-    scope = build_scope(_request(raw), ("10.0.0.1", 80), ("10.0.0.2", 1234), "http", "", state)
+    scope = build_scope(parse_request(raw), ("10.0.0.1", 80), ("10.0.0.2", 1234), "http", "", state)
     assert scope["type"] == "http"
     assert scope["asgi"] == ASGI_VERSION
     assert scope["http_version"] == "1.0"
@@ -446,7 +431,7 @@ def test_build_scope():
 
 
 def test_build_scope_root_path_and_no_state():
-    scope = build_scope(_request(GET), None, None, "http", "/mount", None)
+    scope = build_scope(parse_request(GET), None, None, "http", "/mount", None)
     assert scope["root_path"] == "/mount"
     assert scope["path"] == "/mount/p"
     assert scope["raw_path"] == b"/mount/p"

@@ -1,5 +1,6 @@
-"""WebSocketCycle in memory: a fake channel in place of the connection, the real sans-IO
-HTTP protocol holding the handshake, and the `websockets` client protocol as the peer.
+"""WebSocketCycle in memory: a real HTTP11Exchange on a fake connection
+(tests/exchange_support.py), the real sans-IO HTTP protocol holding the handshake, and the
+`websockets` client protocol as the peer.
 
 Also the HTTP layer's side of the switch (hold, switch, refuse, resume) and the handshake
 check, which need no server either.
@@ -13,19 +14,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from tests.exchange_support import FakeConnection, parse_request
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.uri import parse_uri
 
 from rootserve.asgi._websocket_handshake import Handshake, Refusal, check_handshake, deflate_factory
+from rootserve.asgi._websocket_session import WebSocketSession
 from rootserve.asgi.http import ClientDisconnected
 from rootserve.asgi.websocket import CLOSE_TIMEOUT, WebSocketCycle, WebSocketRunner, WSConfig
 from rootserve.protocol.events import ConnectionClosed, EndOfMessage, Request
+from rootserve.protocol.exchange import ResponseError
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import LocalProtocolError
-from rootserve.running import Running
-from rootserve.types import Message
+from rootserve.server.exchange import HTTP11Exchange
+from rootserve.types import ASGIApp, Message
 
 KEY = base64.b64encode(b"0123456789abcdef")
 HANDSHAKE = (
@@ -35,68 +39,16 @@ HANDSHAKE = (
 )
 
 
-class FakeChannel:
-    """What a WebSocket session needs from its connection, recording what it is asked."""
-
-    def __init__(self, raw: bytes = HANDSHAKE) -> None:
-        self.proto = HTTP11Connection()
-        self.events = self.proto.receive_data(raw)
-        self.write_paused = False
-        self.deadline = float("inf")
-        self.server_addr = ("127.0.0.1", 8000)
-        self.client_addr = ("127.0.0.1", 50000)
-        self.writes: list[bytes] = []
-        self.pauses = self.resumes = 0
-        self.switched: Callable[[bytes], None] | None = None
-        self.was_answered = self.closed = self.aborted = False
-
-    @property
-    def request(self) -> Request:
-        request = self.events[0]
-        assert isinstance(request, Request)
-        return request
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    async def drain(self) -> None:
-        return None
-
-    def pause_reading(self) -> None:
-        self.pauses += 1
-
-    def resume_reading(self) -> None:
-        self.resumes += 1
-
-    def switch_protocol(self, data_received: Callable[[bytes], None]) -> bytes:
-        self.switched = data_received
-        return self.proto.take_upgrade_data()
-
-    def answered(self) -> None:
-        self.was_answered = True
-
-    def received(self, data: bytes) -> None:
-        """Bytes from the client, after the switch: to the session, as the server does."""
-        assert self.switched is not None, "no switch yet"
-        self.switched(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-
 class Peer:
     """The client's end: the `websockets` sans-IO client, fed with what the server wrote."""
 
-    def __init__(self, channel: FakeChannel) -> None:
-        self.channel = channel
+    def __init__(self, conn: FakeConnection) -> None:
+        self.conn = conn
         self.proto = ClientProtocol(parse_uri("ws://example.com/chat"), state=OPEN)
         self.read = 0
 
     def frames(self) -> list[Frame]:
-        data = b"".join(self.channel.writes)
+        data = self.conn.wire
         head_end = data.find(b"\r\n\r\n") + 4
         self.proto.receive_data(data[max(self.read, head_end) :])
         self.read = len(data)
@@ -107,31 +59,49 @@ class Peer:
         return b"".join(self.proto.data_to_send())
 
 
+def make_runner(app: ASGIApp, config: WSConfig | None = None, **options: Any) -> WebSocketRunner:
+    options.setdefault("root_path", "")
+    options.setdefault("state", None)
+    return WebSocketRunner(
+        app,
+        loop=asyncio.get_running_loop(),
+        config=config or WSConfig(ping_interval=0),
+        **options,
+    )
+
+
+def open_cycle(
+    runner: WebSocketRunner, raw: bytes = HANDSHAKE
+) -> tuple[WebSocketCycle, HTTP11Exchange, FakeConnection]:
+    """The exchange of the handshake in `raw` on a fake connection, its cycle attached by the
+    runner as the server does (the request that asked to switch is the connection's
+    `upgrade`)."""
+    conn = FakeConnection()
+    exchange = conn.open(raw, runner)
+    assert conn.upgrade is exchange
+    assert isinstance(exchange.receiver, WebSocketCycle)
+    return exchange.receiver, exchange, conn
+
+
+def session_of(cycle: WebSocketCycle) -> WebSocketSession:
+    assert cycle.session is not None, "not accepted"
+    return cycle.session
+
+
 def run_cycle(
-    app_steps: Callable[[Any, Any], Awaitable[Any]],
-    *,
-    config: WSConfig | None = None,
-    channel: FakeChannel | None = None,
-) -> tuple[WebSocketCycle, FakeChannel]:
-    """Start a cycle for the handshake in `channel` and run `app_steps(cycle, channel)` as the
-    test's driver in the same loop (the app itself is not used: the test drives the cycle)."""
-    channel = channel or FakeChannel()
+    app_steps: Callable[[Any, Any], Awaitable[Any]], *, config: WSConfig | None = None
+) -> tuple[WebSocketCycle, FakeConnection]:
+    """Check the handshake and run `app_steps(cycle, conn)` as the test's driver in the same
+    loop (the app itself is not used: the test drives the cycle)."""
 
-    async def main() -> WebSocketCycle:
-        runner = WebSocketRunner(
-            _never_called,
-            root_path="",
-            state={"shared": 1},
-            loop=asyncio.get_running_loop(),
-            running=Running(),
-            config=config or WSConfig(ping_interval=0),
-        )
-        cycle = runner.cycle(channel.request, channel)
+    async def main() -> tuple[WebSocketCycle, FakeConnection]:
+        runner = make_runner(_never_called, config, state={"shared": 1})
+        cycle, _, conn = open_cycle(runner)
         assert cycle.check()
-        await asyncio.wait_for(app_steps(cycle, channel), 10)
-        return cycle
+        await asyncio.wait_for(app_steps(cycle, conn), 10)
+        return cycle, conn
 
-    return asyncio.run(main()), channel
+    return asyncio.run(main())
 
 
 async def _never_called(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
@@ -147,7 +117,7 @@ async def accepted(cycle: WebSocketCycle) -> None:
 
 
 def test_scope():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         return None
 
     cycle, _ = run_cycle(steps)
@@ -168,63 +138,60 @@ def test_check_handshake_negotiates_deflate_and_declines_the_rest():
         b"\r\nSec-WebSocket-Extensions: x-unknown, permessage-deflate; client_max_window_bits"
         b"\r\n\r\n",
     )
-    channel = FakeChannel(raw)
-    checked = check_handshake(channel.request, [deflate_factory()])
+    request = parse_request(raw)
+    checked = check_handshake(request, [deflate_factory()])
     assert isinstance(checked, Handshake)
     assert checked.extensions_header is not None
     assert checked.extensions_header.startswith(b"permessage-deflate")
     assert [type(e).__name__ for e in checked.extensions] == ["PerMessageDeflate"]
-    assert isinstance(check_handshake(channel.request, []), Handshake)
+    assert isinstance(check_handshake(request, []), Handshake)
 
 
 def test_refused_handshake_is_answered_without_the_app():
-    channel = FakeChannel(HANDSHAKE.replace(b"Version: 13", b"Version: 7"))
-    checked = check_handshake(channel.request)
+    raw = HANDSHAKE.replace(b"Version: 13", b"Version: 7")
+    checked = check_handshake(parse_request(raw))
     assert isinstance(checked, Refusal) and checked.status == 426
 
-    async def main() -> bool:
-        runner = WebSocketRunner(
-            _never_called,
-            root_path="",
-            state=None,
-            loop=asyncio.get_running_loop(),
-            running=Running(),
-            config=WSConfig(),
-            log_refusals=False,
-        )
-        return runner.cycle(channel.request, channel).check()
+    async def main() -> tuple[WebSocketCycle, HTTP11Exchange, FakeConnection]:
+        runner = make_runner(_never_called, WSConfig(), log_refusals=False)
+        cycle, exchange, conn = open_cycle(runner, raw)
+        conn.start(runner, exchange)  # the request's turn: the check refuses it
+        return cycle, exchange, conn
 
-    assert asyncio.run(main()) is False
-    answer = b"".join(channel.writes)
+    cycle, exchange, conn = asyncio.run(main())
+    assert cycle.task is None  # the app was never called
+    assert not conn.state.running  # and the exchange is finished
+    answer = conn.wire
     assert answer.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
     assert b"connection: upgrade, close\r\n" in answer
     assert b"sec-websocket-version: 13\r\n" in answer
-    assert channel.was_answered
+    assert exchange.complete and exchange.status == 426
+    assert conn.completed == [False]  # answered, and the connection ends
 
 
 # -- messages and flow control -----------------------------------------------------------
 
 
 def test_messages_in_order_then_disconnect():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> list[Message]:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> list[Message]:
         await accepted(cycle)
-        peer = Peer(channel)
-        channel.received(
+        peer = Peer(conn)
+        conn.received(
             peer.send(Opcode.TEXT, b"one")
             + peer.send(Opcode.BINARY, b"tw", fin=False)
             + peer.send(Opcode.CONT, b"o")
         )
-        channel.received(peer.send(Opcode.CLOSE, b"\x0f\xa0bye"))  # 4000
+        conn.received(peer.send(Opcode.CLOSE, b"\x0f\xa0bye"))  # 4000
         return [await cycle.receive() for _ in range(3)]
 
-    async def check(cycle: WebSocketCycle, channel: FakeChannel) -> None:
-        messages = await steps(cycle, channel)
+    async def check(cycle: WebSocketCycle, conn: FakeConnection) -> None:
+        messages = await steps(cycle, conn)
         assert messages == [
             {"type": "websocket.receive", "text": "one"},
             {"type": "websocket.receive", "bytes": b"two"},
             {"type": "websocket.disconnect", "code": 4000, "reason": "bye"},
         ]
-        assert channel.closed  # RFC 6455 7.1.1: the server closes the TCP connection first
+        assert conn.closed  # RFC 6455 7.1.1: the server closes the TCP connection first
         with pytest.raises(ClientDisconnected):
             await cycle.send({"type": "websocket.send", "text": "late"})
         assert isinstance(ClientDisconnected(), OSError)
@@ -232,45 +199,58 @@ def test_messages_in_order_then_disconnect():
     run_cycle(check)
 
 
-def test_reading_pauses_at_max_queue():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+def test_bytes_sent_before_the_accept_reach_the_session():
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
+        peer = Peer(conn)
+        conn.received(peer.send(Opcode.TEXT, b"ea"))  # the protocol holds them
+        conn.received(peer.send(Opcode.TEXT, b"rly"))
+        assert conn.proto.held_bytes > 0
         await accepted(cycle)
-        peer = Peer(channel)
+        assert await cycle.receive() == {"type": "websocket.receive", "text": "ea"}
+        assert await cycle.receive() == {"type": "websocket.receive", "text": "rly"}
+        assert conn.proto.held_bytes == 0
+
+    run_cycle(steps)
+
+
+def test_reading_pauses_at_max_queue():
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
+        await accepted(cycle)
+        peer = Peer(conn)
         for n in range(3):
-            channel.received(peer.send(Opcode.TEXT, b"m%d" % n))
-        assert channel.pauses == 1
+            conn.received(peer.send(Opcode.TEXT, b"m%d" % n))
+        assert conn.pauses == 1
         assert (await cycle.receive())["text"] == "m0"
-        assert channel.resumes == 0  # two still wait: that is max_queue
+        assert conn.resumes == 0  # two still wait: that is max_queue
         assert (await cycle.receive())["text"] == "m1"
-        assert channel.resumes == 1
+        assert conn.resumes == 1
 
     run_cycle(steps, config=WSConfig(max_queue=2, ping_interval=0))
 
 
 def test_reading_stops_while_the_transport_is_full():
     # A client that sends pings and reads nothing must not grow our write buffer forever.
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
-        peer = Peer(channel)
-        channel.write_paused = True
-        channel.received(peer.send(Opcode.PING, b"p"))
-        assert (channel.pauses, channel.resumes) == (1, 0)
-        channel.write_paused = False
-        cycle.writable()
-        assert (channel.pauses, channel.resumes) == (1, 1)
+        peer = Peer(conn)
+        conn.write_paused = True
+        conn.received(peer.send(Opcode.PING, b"p"))
+        assert (conn.pauses, conn.resumes) == (1, 0)
+        conn.resume_writing()  # the transport drained: the session hears of it
+        assert (conn.pauses, conn.resumes) == (1, 1)
         assert [(f.opcode, f.data) for f in peer.frames()] == [(Opcode.PONG, b"p")]
 
     run_cycle(steps)
 
 
 def test_receive_waits_for_the_next_message():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
-        peer = Peer(channel)
+        peer = Peer(conn)
         waiting = asyncio.ensure_future(cycle.receive())
         await asyncio.sleep(0)
         assert not waiting.done()
-        channel.received(peer.send(Opcode.TEXT, b"now"))
+        conn.received(peer.send(Opcode.TEXT, b"now"))
         assert await waiting == {"type": "websocket.receive", "text": "now"}
 
     run_cycle(steps)
@@ -290,7 +270,7 @@ def test_receive_waits_for_the_next_message():
 def test_illegal_message_before_accept_names_the_rule(
     message: Message, error: type[Exception], words: str
 ):
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await cycle.receive()
         with pytest.raises(error, match=words):
             await cycle.send(message)
@@ -313,7 +293,7 @@ def test_illegal_message_before_accept_names_the_rule(
 def test_illegal_message_after_accept_names_the_rule(
     message: Message, error: type[Exception], words: str
 ):
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
         with pytest.raises(error, match=words):
             await cycle.send(message)
@@ -322,24 +302,25 @@ def test_illegal_message_after_accept_names_the_rule(
 
 
 def test_accept_with_a_subprotocol_not_offered_is_refused():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await cycle.receive()
         with pytest.raises(RuntimeError, match="did not offer"):
             await cycle.send({"type": "websocket.accept", "subprotocol": "z"})
         await cycle.send({"type": "websocket.accept", "subprotocol": "b"})
 
-    _, channel = run_cycle(steps)
-    assert b"sec-websocket-protocol: b\r\n" in channel.writes[0]
+    _, conn = run_cycle(steps)
+    assert conn.writes[0].startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert b"sec-websocket-protocol: b\r\n" in conn.writes[0]
 
 
 def test_send_after_own_close_is_an_error():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
         await cycle.send({"type": "websocket.close", "code": 4001, "reason": "done"})
-        assert channel.deadline < float("inf")  # the close timeout runs
+        assert session_of(cycle).deadline < float("inf")  # the close timeout runs
         with pytest.raises(RuntimeError, match="after websocket"):
             await cycle.send({"type": "websocket.send", "text": "late"})
-        frames = Peer(channel).frames()
+        frames = Peer(conn).frames()
         assert [(f.opcode, f.data) for f in frames] == [(Opcode.CLOSE, b"\x0f\xa1done")]
 
     run_cycle(steps)
@@ -349,16 +330,17 @@ def test_send_after_own_close_is_an_error():
 
 
 def test_ping_pong_then_timeout_fails_with_1011():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
-        assert channel.deadline < float("inf")
-        peer = Peer(channel)
-        cycle.on_deadline()  # a ping is due
+        session = session_of(cycle)
+        assert session.deadline < float("inf")
+        peer = Peer(conn)
+        session.on_deadline()  # a ping is due (the reaper calls it once the deadline passed)
         (ping,) = peer.frames()
         assert ping.opcode is Opcode.PING
-        channel.received(peer.send(Opcode.PONG, bytes(ping.data)))
-        cycle.on_deadline()  # the next ping
-        cycle.on_deadline()  # its pong is late
+        conn.received(peer.send(Opcode.PONG, bytes(ping.data)))
+        session.on_deadline()  # the next ping
+        session.on_deadline()  # its pong is late
         frames = peer.frames()
         assert [f.opcode for f in frames] == [Opcode.PING, Opcode.CLOSE]
         assert frames[1].data[:2] == b"\x03\xf3"  # 1011
@@ -367,22 +349,37 @@ def test_ping_pong_then_timeout_fails_with_1011():
             "code": 1011,
             "reason": "keepalive ping timeout",
         }
-        assert channel.closed
+        assert conn.closed
 
     run_cycle(steps, config=WSConfig(ping_interval=5, ping_timeout=5))
 
 
 def test_shutdown_before_accept_closes_with_1012_right_after_it():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await cycle.receive()
-        cycle.shutdown()
+        conn.shutdown()  # a graceful stop, while the app decides
         await cycle.send({"type": "websocket.accept"})
         assert (await cycle.receive())["code"] == 1012
-        (close,) = Peer(channel).frames()
+        (close,) = Peer(conn).frames()
         assert close.opcode is Opcode.CLOSE and close.data[:2] == b"\x03\xf4"
-        assert channel.deadline <= asyncio.get_running_loop().time() + CLOSE_TIMEOUT
-        cycle.on_deadline()  # the peer never answered the close
-        assert channel.closed
+        session = session_of(cycle)
+        assert session.deadline <= asyncio.get_running_loop().time() + CLOSE_TIMEOUT
+        assert not conn.closed
+        session.on_deadline()  # the peer never answered the close
+        assert conn.closed
+
+
+def test_shutdown_after_accept_closes_with_1012():
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
+        await accepted(cycle)
+        conn.shutdown()
+        assert (await cycle.receive())["code"] == 1012
+        (close,) = Peer(conn).frames()
+        assert close.opcode is Opcode.CLOSE and close.data[:2] == b"\x03\xf4"
+        with pytest.raises(ClientDisconnected):
+            await cycle.send({"type": "websocket.send", "text": "late"})
+
+    run_cycle(steps)
 
     run_cycle(steps)
 
@@ -433,36 +430,85 @@ def test_protocol_refuses_a_held_upgrade():
 # -- the app's call, start to end ----------------------------------------------------------
 
 
-def run_app(app: Any, channel: FakeChannel | None = None) -> tuple[WebSocketCycle, FakeChannel]:
+def run_app(app: Any) -> tuple[WebSocketCycle, FakeConnection]:
     """Start the cycle as the server does and wait (bounded) for the app's call to end."""
-    channel = channel or FakeChannel()
 
-    async def main() -> WebSocketCycle:
-        runner = WebSocketRunner(
-            app,
-            root_path="",
-            state=None,
-            loop=asyncio.get_running_loop(),
-            running=Running(),
-            config=WSConfig(ping_interval=0, per_message_deflate=False),
-        )
-        cycle = runner.cycle(channel.request, channel)
-        runner.start(cycle)
+    async def main() -> tuple[WebSocketCycle, FakeConnection]:
+        runner = make_runner(app, WSConfig(ping_interval=0, per_message_deflate=False))
+        cycle, exchange, conn = open_cycle(runner)
+        conn.start(runner, exchange)
         assert cycle.task is not None
         await asyncio.wait_for(cycle.task, 10)
-        return cycle
+        assert not conn.state.running  # the exchange was finished
+        return cycle, conn
 
-    return asyncio.run(main()), channel
+    return asyncio.run(main())
 
 
 def test_app_returning_without_an_answer_gets_500(caplog: pytest.LogCaptureFixture):
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await receive()
 
-    _, channel = run_app(app)
-    assert channel.writes[0].startswith(b"HTTP/1.1 500 ")
-    assert channel.was_answered
+    _, conn = run_app(app)
+    assert conn.writes[0].startswith(b"HTTP/1.1 500 ")
+    assert conn.completed == [False]
     assert "without accepting or closing" in caplog.text
+
+
+def test_close_before_accept_is_a_403_and_the_connection_ends():
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.close"})
+        with pytest.raises(ClientDisconnected):  # refused: nothing more can be sent
+            await send({"type": "websocket.accept"})
+
+    cycle, conn = run_app(app)
+    assert cycle.session is None
+    [answer] = conn.writes
+    assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert b"connection: close\r\n" in answer
+    assert conn.completed == [False]
+
+
+def test_denial_response():
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"x-why", b"no")]
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": b"no", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"pe"})
+
+    _, conn = run_app(app)
+    head, _, rest = conn.wire.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\nx-why: no\r\n")
+    assert b"connection: close" in head  # what follows a switch request is not HTTP
+    assert rest == b"2\r\nno\r\n2\r\npe\r\n0\r\n\r\n"
+    assert conn.completed == [False]
+    assert not conn.aborted
+
+
+def test_an_accept_that_cannot_be_sent_leaves_the_handshake_to_answer():
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        with pytest.raises(ResponseError, match="CR, LF or NUL"):
+            await send({"type": "websocket.accept", "headers": [(b"x", b"a\r\nb")]})
+        await send({"type": "websocket.close"})  # the app refuses instead
+
+    _, conn = run_app(app)
+    assert conn.wire.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+
+
+def test_app_raising_after_accept_closes_with_1011(caplog: pytest.LogCaptureFixture):
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        raise RuntimeError("after the accept")
+
+    _, conn = run_app(app)
+    assert "after the accept" in caplog.text
+    (close,) = Peer(conn).frames()
+    assert close.opcode is Opcode.CLOSE and close.data[:2] == b"\x03\xf3"  # 1011
+    assert conn.completed == []  # the 101 completed nothing: the session owns the connection
 
 
 @pytest.mark.parametrize("finish", ["return", "raise"])
@@ -474,11 +520,12 @@ def test_denial_cut_short(finish: str):
         if finish == "raise":
             raise RuntimeError("mid-answer")
 
-    _, channel = run_app(app)
-    head = channel.writes[0]
+    _, conn = run_app(app)
+    head = conn.writes[0]
     assert head.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
     assert b"transfer-encoding: chunked\r\n" in head and b"connection: close\r\n" in head
-    assert channel.aborted  # a partial answer can only be cut
+    assert conn.aborted  # a partial answer can only be cut
+    assert conn.completed == []
 
 
 def test_denial_head_without_body_gets_500():
@@ -486,8 +533,9 @@ def test_denial_head_without_body_gets_500():
         await receive()
         await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
 
-    _, channel = run_app(app)
-    assert channel.writes[0].startswith(b"HTTP/1.1 500 ")
+    _, conn = run_app(app)
+    assert conn.writes[0].startswith(b"HTTP/1.1 500 ")
+    assert conn.completed == [False]
 
 
 @pytest.mark.parametrize(
@@ -534,29 +582,47 @@ def test_client_gone_before_accept():
             seen.append(exc)
             raise
 
-    channel = FakeChannel()
-
     async def main() -> None:
-        runner = WebSocketRunner(
-            app,
-            root_path="",
-            state=None,
-            loop=asyncio.get_running_loop(),
-            running=Running(),
-            config=WSConfig(),
-        )
-        cycle = runner.cycle(channel.request, channel)
-        runner.start(cycle)
+        runner = make_runner(app, WSConfig())
+        cycle, exchange, conn = open_cycle(runner)
+        conn.start(runner, exchange)
         await asyncio.sleep(0)
-        cycle.eof()
-        assert channel.closed  # nothing more can come: the connection ends
-        cycle.disconnect()  # what the connection's loss does next
+        # The client closed its side before the answer: the connection disconnects the
+        # exchange (and closes), since the handshake can go no further.
+        exchange.disconnect()
+        assert cycle.disconnected
         assert cycle.task is not None
         await asyncio.wait_for(cycle.task, 10)
+        assert conn.writes == []  # nobody is left to answer
+        assert not conn.state.running
 
     asyncio.run(main())
     assert seen[0] == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
     assert isinstance(seen[1], ClientDisconnected)
+
+
+def test_client_eof_after_accept_is_1006_and_closes():
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
+        await accepted(cycle)
+        session_of(cycle).eof_received()  # what the connection does after the switch
+        assert await cycle.receive() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        assert conn.closed
+
+    run_cycle(steps)
+
+
+def test_connection_lost_after_accept_is_1006():
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
+        await accepted(cycle)
+        waiting = asyncio.ensure_future(cycle.receive())
+        await asyncio.sleep(0)
+        session_of(cycle).connection_lost()
+        assert await waiting == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+        assert cycle.disconnected
+        with pytest.raises(ClientDisconnected):
+            await cycle.send({"type": "websocket.send", "bytes": b"late"})
+
+    run_cycle(steps)
 
 
 def test_app_returning_a_value_is_logged(caplog: pytest.LogCaptureFixture):
@@ -565,9 +631,9 @@ def test_app_returning_a_value_is_logged(caplog: pytest.LogCaptureFixture):
         await send({"type": "websocket.accept"})
         return 3
 
-    _, channel = run_app(app)
+    _, conn = run_app(app)
     assert "must return None" in caplog.text
-    (close,) = Peer(channel).frames()
+    (close,) = Peer(conn).frames()
     assert close.opcode is Opcode.CLOSE and close.data == b"\x03\xe8"  # 1000
 
 
@@ -581,8 +647,8 @@ def test_frames_of_every_length_form(size: int):
         await send({"type": "websocket.send", "bytes": payload[:size]})
         await send({"type": "websocket.send", "text": "t" * size})
 
-    _, channel = run_app(app)
-    frames = Peer(channel).frames()
+    _, conn = run_app(app)
+    frames = Peer(conn).frames()
     assert [(f.opcode, len(f.data)) for f in frames[:2]] == [
         (Opcode.BINARY, size),
         (Opcode.TEXT, size),
@@ -591,15 +657,17 @@ def test_frames_of_every_length_form(size: int):
 
 
 def test_messages_after_our_close_are_dropped_and_pings_need_no_timeout():
-    async def steps(cycle: WebSocketCycle, channel: FakeChannel) -> None:
+    async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
-        peer = Peer(channel)
-        cycle.on_deadline()  # a ping; with no ping timeout, no pong is waited for...
-        cycle.on_deadline()  # ...so the next deadline is the next ping, not a failure
+        peer = Peer(conn)
+        session = session_of(cycle)
+        session.on_deadline()  # a ping; with no ping timeout, no pong is waited for...
+        assert session.deadline > asyncio.get_running_loop().time() + 4  # the next ping
+        session.on_deadline()  # ...so the next deadline is the next ping, not a failure
         assert [f.opcode for f in peer.frames()] == [Opcode.PING, Opcode.PING]
         await cycle.send({"type": "websocket.close"})
-        channel.received(peer.send(Opcode.TEXT, b"too late"))
-        channel.received(peer.send(Opcode.CLOSE, b"\x03\xe8"))
+        conn.received(peer.send(Opcode.TEXT, b"too late"))
+        conn.received(peer.send(Opcode.CLOSE, b"\x03\xe8"))
         assert await cycle.receive() == {"type": "websocket.disconnect", "code": 1000, "reason": ""}
 
     run_cycle(steps, config=WSConfig(ping_interval=5, ping_timeout=0))

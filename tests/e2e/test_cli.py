@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -277,3 +279,17 @@ def test_interface_asgi_forces_asgi():
     assert "--interface" in one_error_line(undecided.stderr)
     with start_cli(app, "--interface", "asgi", "--lifespan", "off", "--port", "0", *APPS) as cli:
         assert httpx.get(cli.url).text == "hello"
+
+
+def test_loop_uvloop_without_uvloop_exits_2_with_one_line():
+    # As if uvloop were not installed: a None in sys.modules makes its import fail.
+    code = "import sys; sys.modules['uvloop'] = None; from rootserve.cli import main; "
+    code += "sys.exit(main(['tests.apps.probe:app', '--port', '0', '--loop', 'uvloop', "
+    code += f"'--app-dir', {str(ROOT)!r}]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=cli_env()
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --loop uvloop: uvloop is not installed (pip install uvloop)"
+    ]

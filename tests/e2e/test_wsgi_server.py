@@ -41,6 +41,8 @@ from tests.wsgi.support import (
     wait_until,
 )
 
+from rootserve.wsgi.input import HIGH_WATER
+
 Environ = dict[str, Any]
 TEXT = [("Content-Type", "text/plain")]
 
@@ -720,13 +722,16 @@ def test_client_gone_mid_stream_calls_close():
 
 
 def test_client_gone_mid_upload_raises_in_read(errors: pytest.LogCaptureFixture):
+    """The app is called once the first HIGH_WATER bytes of a body are in (a smaller
+    body is awaited whole); the client leaves after them, while the app reads on."""
     got = threading.Event()
     failed: list[BaseException] = []
     finished = threading.Event()
+    part = b"p" * (HIGH_WATER + 1)
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            assert environ["wsgi.input"].read(5) == b"part1"
+            assert environ["wsgi.input"].read(len(part)) == part
             got.set()
             environ["wsgi.input"].read(100)
         except OSError as exc:
@@ -739,7 +744,7 @@ def test_client_gone_mid_upload_raises_in_read(errors: pytest.LogCaptureFixture)
 
     with serve_wsgi(validated(app)) as served:
         with Peer(served.port) as peer:
-            peer.send(request("/", "Content-Length: 105", method="POST") + b"part1")
+            peer.send(request("/", f"Content-Length: {len(part) + 100}", method="POST") + part)
             assert got.wait(WAIT)
         assert finished.wait(WAIT)
     assert len(failed) == 1
@@ -805,8 +810,9 @@ def test_readline_and_iteration():
 
 def test_the_app_reads_a_slow_upload_as_it_arrives():
     """Client and app in lockstep: each piece is sent only once the app has read the one
-    before, so the app reads the body while it arrives, not after."""
-    pieces = [b"%02d" % n * 500 for n in range(6)]
+    before, so the app reads the body while it arrives, not after. (The app is called once
+    HIGH_WATER bytes are in, so the first piece is that large.)"""
+    pieces = [b"x" * (HIGH_WATER + 1)] + [b"%02d" % n * 500 for n in range(6)]
     read: list[bytes] = []
     took = threading.Semaphore(0)
 
@@ -823,7 +829,7 @@ def test_the_app_reads_a_slow_upload_as_it_arrives():
         for piece in pieces:
             peer.send(piece)
             assert took.acquire(timeout=WAIT)
-        assert peer.response().body == b"read 6 pieces"
+        assert peer.response().body == b"read 7 pieces"
     assert read == pieces
 
 
@@ -877,13 +883,36 @@ def test_expect_100_continue_sent_when_the_app_reads():
 
 
 def test_expect_100_continue_not_sent_when_the_app_does_not_read():
+    """A body larger than HIGH_WATER is the app's to ask for: it is called at once, and the
+    100 goes out only when it reads (a smaller one is asked for and awaited first)."""
+    length = f"Content-Length: {HIGH_WATER + 1}"
     with serve_wsgi(validated(hello)) as served, Peer(served.port) as peer:
-        peer.send(request("/", "Content-Length: 5", "Expect: 100-continue", method="POST"))
+        peer.send(request("/", length, "Expect: 100-continue", method="POST"))
         reply = peer.response()
         assert reply.status == 200
         assert b"100 Continue" not in reply.head
         assert reply.header("connection") == "close"
         assert peer.at_eof()
+
+
+def test_expect_100_continue_small_body_is_asked_for_before_the_app_runs():
+    """A small body is asked for at once and buffered whole, so the app thread never waits
+    on the client."""
+    seen: list[bytes] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        seen.append(environ["wsgi.input"].read(5))
+        start_response("200 OK", TEXT)
+        return [b"got it"]
+
+    with serve_wsgi(validated(app)) as served, Peer(served.port) as peer:
+        peer.send(request("/", "Content-Length: 5", "Expect: 100-continue", method="POST"))
+        assert peer.response().status == 100
+        assert not seen  # the app waits for the body, not the other way round
+        peer.send(b"hello")
+        reply = peer.response()
+        assert (reply.status, reply.body) == (200, b"got it")
+    assert seen == [b"hello"]
 
 
 # -- wsgi.file_wrapper ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from websockets.extensions.base import Extension, ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.headers import build_extension, parse_extension
 
-from rootserve.protocol.events import Headers, Request
+from rootserve.protocol.events import Head, Headers
 
 __all__ = ["Handshake", "Refusal", "accept_key", "check_handshake", "deflate_factory"]
 
@@ -67,7 +67,7 @@ def accept_key(key: bytes) -> bytes:
 
 
 def check_handshake(
-    request: Request, factories: Sequence[ServerExtensionFactory] = ()
+    request: Head, factories: Sequence[ServerExtensionFactory] = ()
 ) -> Handshake | Refusal:
     """RFC 6455 section 4.2.1, items 1 and 5-10 (2-4 were checked by the HTTP layer)."""
     if request.method != "GET":

@@ -11,7 +11,7 @@ is open. `end(code, reason)` is the one place the session finishes for the app: 
 Flow control: reading pauses while `max_queue` messages wait for the app, and while the
 transport's buffer is full (a client that sends pings and reads nothing gets no unbounded
 pile of pongs); `send()` waits for the buffer to drain. Pings and the close timeout use the
-connection's deadline, which the worker's reaper checks: no timer per session.
+session's own `deadline`, which the worker's reaper checks: no timer per session.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import asyncio
 import os
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass
+from typing import Final
 
 from websockets.exceptions import ProtocolError
 from websockets.extensions import Extension
@@ -29,13 +30,18 @@ from websockets.protocol import OPEN, SEND_EOF
 from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
-from rootserve.asgi.http import ClientDisconnected
-from rootserve.types import Message
+from rootserve.config import Config, default
+from rootserve.protocol.exchange import ByteStream, ClientDisconnected
+from rootserve.types import SendMessage, WebSocketDisconnectMessage, WebSocketEvent
 
-if TYPE_CHECKING:
-    from rootserve.asgi.websocket import WebSocketChannel, WSConfig
-
-__all__ = ["ABNORMAL", "CLOSE_TIMEOUT", "NORMAL", "WebSocketSession"]
+__all__ = [
+    "ABNORMAL",
+    "CLOSE_TIMEOUT",
+    "NORMAL",
+    "SERVICE_RESTART",
+    "WSConfig",
+    "WebSocketSession",
+]
 
 CLOSE_TIMEOUT: Final = 10.0  # seconds to wait for the peer's close frame after ours
 # Close codes, RFC 6455 section 7.4.1.
@@ -43,6 +49,8 @@ NORMAL: Final = 1000
 ABNORMAL: Final = 1006  # closed without a close frame (never sent on the wire)
 INVALID_DATA: Final = 1007
 INTERNAL_ERROR: Final = 1011
+SERVICE_RESTART: Final = 1012
+NO_DEADLINE: Final = float("inf")
 
 # RFC 6455 section 5.2: FIN + opcode, then the 7-bit length (server frames are not masked).
 _SHORT_HEADERS: Final = {op: [bytes((0x80 | op, n)) for n in range(126)] for op in (TEXT, BINARY)}
@@ -50,7 +58,29 @@ _pack_16: Final = struct.Struct("!BBH").pack
 _pack_64: Final = struct.Struct("!BBQ").pack
 
 
-def _send_bytes(message: Message) -> BytesLike:
+@dataclass(frozen=True, slots=True)
+class WSConfig:
+    """The WebSocket settings; sizes in bytes, times in seconds, 0 = none. The defaults are
+    the settings' (config.py), declared there once."""
+
+    max_size: int = default("ws_max_size")
+    max_queue: int = default("ws_max_queue")
+    per_message_deflate: bool = default("ws_per_message_deflate")
+    ping_interval: float = default("ws_ping_interval")
+    ping_timeout: float = default("ws_ping_timeout")
+
+    @classmethod
+    def from_config(cls, config: Config) -> WSConfig:
+        return cls(
+            max_size=config.ws_max_size,
+            max_queue=config.ws_max_queue,
+            per_message_deflate=config.ws_per_message_deflate,
+            ping_interval=config.ws_ping_interval,
+            ping_timeout=config.ws_ping_timeout,
+        )
+
+
+def _send_bytes(message: SendMessage) -> BytesLike:
     """The payload of a websocket.send that is not plain text, checked (ASGI spec)."""
     text = message.get("text")
     data = message.get("bytes")
@@ -68,20 +98,21 @@ class WebSocketSession:
 
     def __init__(
         self,
-        channel: WebSocketChannel,
+        stream: ByteStream,
         config: WSConfig,
         loop: asyncio.AbstractEventLoop,
         extensions: list[Extension],
     ) -> None:
-        self.channel = channel
+        self.channel = stream  # the connection, switched
+        self.deadline = NO_DEADLINE  # when on_deadline is due: a ping, or a late close
         self.config = config
         self.loop = loop
         self.ws = ws = ServerProtocol(state=OPEN, max_size=config.max_size or None)
         ws.extensions = extensions
         self._plain = not extensions  # no extension in use: data frames are framed here
-        self._queue: deque[Message] = deque()
+        self._queue: deque[WebSocketEvent] = deque()
         self._max_queue = config.max_queue or 1 << 62
-        self._waiter: asyncio.Future[Message] | None = None
+        self._waiter: asyncio.Future[WebSocketEvent] | None = None
         self._read_paused = False
         self._fragments: list[BytesLike] = []
         self._fragments_text = False
@@ -92,7 +123,7 @@ class WebSocketSession:
         self.close_code = ABNORMAL
         self.close_reason = ""
         if config.ping_interval:
-            channel.deadline = loop.time() + config.ping_interval
+            self.deadline = loop.time() + config.ping_interval
 
     # -- bytes from the client -----------------------------------------------------------
 
@@ -136,7 +167,7 @@ class WebSocketSession:
             return True  # we sent a close: what still arrives is dropped (RFC 6455 1.4)
         if text:
             try:
-                message: Message = {"type": "websocket.receive", "text": str(data, "utf-8")}
+                message: WebSocketEvent = {"type": "websocket.receive", "text": str(data, "utf-8")}
             except UnicodeDecodeError:
                 # RFC 6455 section 8.1: text must be UTF-8, else fail with 1007.
                 self.ws.fail(INVALID_DATA, "invalid UTF-8 in a text message")
@@ -160,9 +191,18 @@ class WebSocketSession:
         if self._ping is not None and data == self._ping and not self.closing:
             self._ping = None
             interval = self.config.ping_interval
-            self.channel.deadline = max(self.loop.time(), self._ping_sent + interval)
+            self.deadline = max(self.loop.time(), self._ping_sent + interval)
 
-    def eof(self) -> None:
+    def connection_lost(self) -> None:
+        self.end(ABNORMAL, "")
+
+    def shutdown(self) -> None:
+        """Graceful stop: close with 1012 (Service Restart)."""
+        if not (self.ended or self.closing):
+            self.close(SERVICE_RESTART, "server shutting down")
+            self.end(SERVICE_RESTART, "server shutting down")
+
+    def eof_received(self) -> None:
         """The client closed its sending side: without a close frame first, that is 1006."""
         self.ws.receive_eof()
         self.end(ABNORMAL, "")
@@ -195,13 +235,13 @@ class WebSocketSession:
         if config.ping_timeout:
             self._ping = payload
             self._ping_sent = now
-            self.channel.deadline = now + config.ping_timeout
+            self.deadline = now + config.ping_timeout
         else:
-            self.channel.deadline = now + config.ping_interval
+            self.deadline = now + config.ping_interval
 
     # -- the app's side ------------------------------------------------------------------
 
-    async def receive(self) -> Message:
+    async def receive(self) -> WebSocketEvent:
         queue = self._queue
         if queue:
             message = queue.popleft()
@@ -211,11 +251,11 @@ class WebSocketSession:
             return message
         if self.ended:
             return self._disconnect_message()
-        waiter: asyncio.Future[Message] = self.loop.create_future()
+        waiter: asyncio.Future[WebSocketEvent] = self.loop.create_future()
         self._waiter = waiter
         return await waiter
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: SendMessage) -> None:
         kind = message.get("type")
         if self.ended:
             raise ClientDisconnected(f"the WebSocket is closed ({self.close_code}); {kind!r}")
@@ -232,7 +272,14 @@ class WebSocketSession:
                     await channel.drain()
                 return
             if kind == "websocket.close":
-                self.close(message.get("code", NORMAL), message.get("reason") or "")
+                code = message.get("code", NORMAL)
+                reason = message.get("reason") or ""
+                if type(code) is not int or not isinstance(reason, str):
+                    raise TypeError(
+                        f"websocket.close 'code' must be an int and 'reason' a str, got "
+                        f"{code!r} and {reason!r}"
+                    )
+                self.close(code, reason)
                 return
             raise RuntimeError(
                 f"Unexpected ASGI message {kind!r}: the WebSocket is open, expecting "
@@ -273,7 +320,7 @@ class WebSocketSession:
             ) from None
         self.closing = True
         self._ping = None
-        self.channel.deadline = self.loop.time() + CLOSE_TIMEOUT
+        self.deadline = self.loop.time() + CLOSE_TIMEOUT
         self._flush()
 
     def end(self, code: int, reason: str) -> None:
@@ -289,7 +336,7 @@ class WebSocketSession:
             if not waiter.done():
                 waiter.set_result(self._disconnect_message())
 
-    def _disconnect_message(self) -> Message:
+    def _disconnect_message(self) -> WebSocketDisconnectMessage:
         code, reason = self.close_code, self.close_reason
         return {"type": "websocket.disconnect", "code": code, "reason": reason}
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from rootserve.types import ASGIApp, Message
+from rootserve.types import ASGIApp, LifespanEvent, SendMessage
 
 __all__ = ["Lifespan", "LifespanFailed", "NullLifespan"]
 
@@ -43,8 +44,8 @@ class Lifespan:
         self.required = required
         self.state: dict[str, Any] | None = None
         self._shared: dict[str, Any] = {}
-        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
-        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._to_app: asyncio.Queue[LifespanEvent] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Mapping[str, object]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._unsupported = False
         self._error: BaseException | None = None
@@ -65,10 +66,10 @@ class Lifespan:
             # However the app ended, whoever waits for an answer gets one.
             self._from_app.put_nowait({"type": "rootserve.lifespan.ended"})
 
-    async def _receive(self) -> Message:
+    async def _receive(self) -> LifespanEvent:
         return await self._to_app.get()
 
-    async def _send(self, message: Message) -> None:
+    async def _send(self, message: SendMessage) -> None:
         kind = message.get("type")
         allowed = {
             "lifespan.startup.complete",

@@ -24,9 +24,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from collections.abc import Awaitable
+from typing import Any, Final, cast
 
 from rootserve.asgi._websocket_handshake import (
     Handshake,
@@ -35,18 +34,27 @@ from rootserve.asgi._websocket_handshake import (
     check_handshake,
     deflate_factory,
 )
-from rootserve.asgi._websocket_session import ABNORMAL, CLOSE_TIMEOUT, NORMAL, WebSocketSession
-from rootserve.asgi.http import ClientDisconnected, build_scope
+from rootserve.asgi._websocket_session import (
+    ABNORMAL,
+    CLOSE_TIMEOUT,
+    NORMAL,
+    WebSocketSession,
+    WSConfig,
+)
+from rootserve.asgi.http import build_scope
 from rootserve.observe.access import printable
-from rootserve.protocol.events import Request
-from rootserve.protocol.http11 import HTTP11Connection
-from rootserve.running import Running
-from rootserve.types import ASGIApp, Message, Scope
+from rootserve.protocol.exchange import ByteStream, ClientDisconnected, Exchange
+from rootserve.types import (
+    ASGIApp,
+    Scope,
+    SendMessage,
+    WebSocketDisconnectMessage,
+    WebSocketEvent,
+)
 
 __all__ = [
     "CLOSE_TIMEOUT",
     "WSConfig",
-    "WebSocketChannel",
     "WebSocketCycle",
     "WebSocketRunner",
 ]
@@ -54,37 +62,6 @@ __all__ = [
 logger = logging.getLogger("rootserve.error")
 
 INTERNAL_ERROR: Final = 1011  # RFC 6455 section 7.4.1
-SERVICE_RESTART: Final = 1012
-
-
-class WebSocketChannel(Protocol):
-    """What a WebSocket cycle needs from its connection (the server's Connection)."""
-
-    proto: HTTP11Connection
-    write_paused: bool
-    deadline: float
-    server_addr: tuple[str, int] | None
-    client_addr: tuple[str, int] | None
-
-    def write(self, data: bytes) -> None: ...
-    async def drain(self) -> None: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def switch_protocol(self, data_received: Callable[[bytes], None]) -> bytes: ...
-    def answered(self) -> None: ...
-    def close(self) -> None: ...
-    def abort(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class WSConfig:
-    """The WebSocket settings (see config.py); sizes in bytes, times in seconds, 0 = none."""
-
-    max_size: int = 16 * 1024 * 1024
-    max_queue: int = 32
-    per_message_deflate: bool = True
-    ping_interval: float = 20.0
-    ping_timeout: float = 20.0
 
 
 class _State(enum.Enum):
@@ -97,34 +74,25 @@ class _State(enum.Enum):
 class WebSocketCycle:
     """The lifetime of one WebSocket handshake request and the app's call for it."""
 
-    request_complete = True  # a handshake has no body
-
-    def __init__(self, request: Request, channel: WebSocketChannel, runner: WebSocketRunner):
-        self.request = request
-        self.channel = channel
+    def __init__(self, exchange: Exchange, runner: WebSocketRunner):
+        self.exchange = exchange
         self.runner = runner
         self.scope: Scope = {}
-        self.status = 0
         self.task: asyncio.Task[None] | None = None
         self.session: WebSocketSession | None = None
         self._state = _State.CONNECTING
         self._handshake: Handshake | None = None
         self._connect_pending = True
-        self._waiter: asyncio.Future[Message] | None = None  # receive() before the accept
+        self._waiter: asyncio.Future[WebSocketEvent] | None = None  # receive() before the accept
         self._gone = False  # the connection ended before the accept
         self._denial: tuple[int, Any] | None = None  # a denial response's head, held
-        self._shutdown = False
 
     @property
     def disconnected(self) -> bool:
         session = self.session
         return session.ended if session is not None else self._gone
 
-    # -- what the connection calls -------------------------------------------------------
-
-    @property
-    def response_started(self) -> bool:
-        return self._state is not _State.CONNECTING
+    # -- the exchange's side (a Receiver) ------------------------------------------------
 
     def feed(self, data: bytes) -> None:
         """Request body (a handshake has none)."""
@@ -133,37 +101,14 @@ class WebSocketCycle:
         """End of the request body."""
 
     def writable(self) -> None:
-        if self.session is not None:
-            self.session.writable()
-
-    def eof(self) -> None:
-        """The client closed its sending side."""
-        if self.session is not None:
-            self.session.eof()
-        else:
-            self.channel.close()  # before the switch: the handshake can go no further
+        """The connection drained (the session hears of it once switched)."""
 
     def disconnect(self) -> None:
-        """The connection is gone."""
-        if self.session is not None:
-            self.session.end(ABNORMAL, "")
-            return
+        """The connection ended before the switch."""
         self._gone = True
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(_disconnect(ABNORMAL))
-
-    def shutdown(self) -> None:
-        """Graceful stop: close with 1012 (Service Restart), now or right after the accept."""
-        self._shutdown = True
-        session = self.session
-        if session is not None and not (session.ended or session.closing):
-            session.close(SERVICE_RESTART, "server shutting down")
-            session.end(SERVICE_RESTART, "server shutting down")
-
-    def on_deadline(self) -> None:
-        if self.session is not None:
-            self.session.on_deadline()
 
     def cancel(self) -> None:
         """Graceful shutdown ran out of time."""
@@ -172,19 +117,19 @@ class WebSocketCycle:
 
     # -- the app's side ------------------------------------------------------------------
 
-    def receive(self) -> Awaitable[Message]:
+    def receive(self) -> Awaitable[WebSocketEvent]:
         session = self.session
         if session is not None:
             return session.receive()  # no extra coroutine on the way
         return self._receive_before_accept()
 
-    def send(self, message: Message) -> Awaitable[None]:
+    def send(self, message: SendMessage) -> Awaitable[None]:
         session = self.session
         if session is not None:
             return session.send(message)
         return self._send_before_accept(message)
 
-    async def _receive_before_accept(self) -> Message:
+    async def _receive_before_accept(self) -> WebSocketEvent:
         if self._connect_pending:
             self._connect_pending = False
             return {"type": "websocket.connect"}
@@ -193,7 +138,7 @@ class WebSocketCycle:
         self._waiter = asyncio.get_running_loop().create_future()
         return await self._waiter
 
-    async def _send_before_accept(self, message: Message) -> None:
+    async def _send_before_accept(self, message: SendMessage) -> None:
         kind = message.get("type")
         state = self._state
         if self._gone or state is _State.CLOSED:
@@ -214,7 +159,6 @@ class WebSocketCycle:
                     )
                 self._denial = (status, message.get("headers", ()))
                 self._state = _State.RESPONSE
-                self.status = status
                 return
         elif kind == "websocket.http.response.body":
             await self._denial_body(message)
@@ -223,7 +167,7 @@ class WebSocketCycle:
 
     # -- the handshake answers -----------------------------------------------------------
 
-    def _accept(self, message: Message) -> None:
+    def _accept(self, message: SendMessage) -> None:
         handshake = self._handshake
         assert handshake is not None
         fields = [
@@ -241,86 +185,72 @@ class WebSocketCycle:
                     f"not offer ({handshake.subprotocols}; RFC 6455 section 4.2.2)"
                 )
             fields.append((b"sec-websocket-protocol", subprotocol.encode("ascii")))
-        channel = self.channel
         try:
-            fields += [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
-            head = channel.proto.send_switching_protocols(fields)
+            headers: Any = message.get("headers", ())
+            fields += [(bytes(name), bytes(value)) for name, value in headers]
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"websocket.accept 'headers' must be [name, value] pairs of bytes: {exc}"
             ) from None
-        runner = self.runner
-        session = WebSocketSession(channel, runner.config, runner.loop, handshake.extensions)
-        self.session = session
+        config, loop, extensions = self.runner.config, self.runner.loop, handshake.extensions
+
+        def open_session(stream: ByteStream) -> WebSocketSession:
+            session = self.session = WebSocketSession(stream, config, loop, extensions)
+            return session
+
+        self.exchange.switch(fields, open_session)
         self._state = _State.OPEN
-        self.status = 101
-        channel.write(head)
-        held = channel.switch_protocol(session.data_received)
-        if held:
-            session.data_received(held)
-        if self._shutdown:
-            self.shutdown()
 
     def _refuse(self, refusal: Refusal) -> None:
         self._state = _State.CLOSED
-        self.status = refusal.status
-        channel = self.channel
-        channel.write(channel.proto.refuse_upgrade(refusal.status, refusal.reason, refusal.headers))
-        channel.answered()
+        self.exchange.refuse(refusal.status, refusal.reason, refusal.headers)
 
-    async def _denial_body(self, message: Message) -> None:
+    async def _denial_body(self, message: SendMessage) -> None:
         body = message.get("body", b"")
         if not isinstance(body, bytes | bytearray | memoryview):
             raise TypeError(f"websocket.http.response.body 'body' must be bytes, got {type(body)}")
         body = bytes(body)
         more = message.get("more_body", False)
-        channel = self.channel
-        proto = channel.proto
+        exchange = self.exchange
         held = self._denial
         if held is not None:
-            self._denial = None
-            proto.close_after_response()  # the connection ends with the answer
+            # The exchange ends the connection after this answer: the bytes after a
+            # request that asked to switch are never parsed as HTTP.
             try:
-                head = proto.send_response(held[0], held[1], None if more else body)
-            except (TypeError, ValueError) as exc:
+                exchange.respond(held[0], held[1], body, not more)
+            except TypeError as exc:
                 raise TypeError(
                     "websocket.http.response.start 'headers' must be [name, value] pairs of "
                     f"bytes: {exc}"
                 ) from None
-            data = head + proto.send_data(body) if more else head
+            self._denial = None
         else:
-            data = proto.send_data(body)
-        if more:
-            channel.write(data)
-            if channel.write_paused:
-                await channel.drain()
-            return
-        self._state = _State.CLOSED
-        try:
-            data += proto.send_end()
-        finally:
-            channel.write(data)
-            channel.answered()
+            exchange.send_body(body, not more)
+        if not more:
+            self._state = _State.CLOSED
+        elif exchange.write_paused:
+            await exchange.drain()
 
     # -- running the app -----------------------------------------------------------------
 
     def check(self) -> bool:
         """Check the handshake; refuse it (and return False) if it is not valid."""
         runner = self.runner
-        checked = check_handshake(self.request, runner.factories)
+        exchange = self.exchange
+        checked = check_handshake(exchange, runner.factories)
         if isinstance(checked, Refusal):
-            runner.log_refusal(self.channel.client_addr, checked)
+            runner.log_refusal(exchange.client, checked)
             self._refuse(checked)
+            exchange.finish()
             return False
         self._handshake = checked
-        channel = self.channel
         # ASGI spec 2.4, "WebSocket Connection Scope": the http scope's fields but `method`,
         # plus the client's subprotocols and the denial response extension.
         scope = build_scope(
-            self.request,
-            channel.server_addr,
-            channel.client_addr,
-            "ws",
+            exchange,
+            exchange.server,
+            exchange.client,
+            "wss" if exchange.scheme == "https" else "ws",
             runner.root_path,
             runner.state,
         )
@@ -331,13 +261,11 @@ class WebSocketCycle:
         self.scope = scope
         return True
 
-    async def run(self, app: ASGIApp, running: Running) -> None:
-        """Call the app; answer or close properly whatever it does. The cycle leaves
-        `running` when the call is over."""
+    async def run(self, app: ASGIApp) -> None:
+        """Call the app; answer or close properly whatever it does."""
         try:
             result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except BaseException as exc:
-            running.discard(self)
             if isinstance(exc, OSError) and self.disconnected:
                 self._after_app(failed=False)
                 return
@@ -351,36 +279,27 @@ class WebSocketCycle:
             )
             self._after_app(failed=True)
             return
-        running.discard(self)
         if result is not None:
             logger.error("ASGI app returned %r; an ASGI app must return None", result)
         self._after_app(failed=False)
 
     def _after_app(self, *, failed: bool) -> None:
         state = self._state
-        if state is _State.CONNECTING:
-            if not failed:
-                logger.error("ASGI app returned without accepting or closing the WebSocket")
-            if self._gone:
-                self.channel.close()
-            else:
-                self._refuse(Refusal(500, "Internal Server Error"))
-        elif state is _State.RESPONSE:
-            if not failed:
-                logger.error("ASGI app returned without completing its denial response")
-            if self._denial is not None and not self._gone:
-                self._refuse(Refusal(500, "Internal Server Error"))
-            else:
-                self._state = _State.CLOSED
-                self.channel.abort()  # a partial answer: only closing can say so
+        if state is _State.CONNECTING and not failed and not self._gone:
+            logger.error("ASGI app returned without accepting or closing the WebSocket")
+        elif state is _State.RESPONSE and not failed and not self._gone:
+            logger.error("ASGI app returned without completing its denial response")
         elif state is _State.OPEN:
             session = self.session
             if session is not None and not (session.ended or session.closing):
                 # The app is done with an open session: close it (1011 if the app failed).
                 session.close(INTERNAL_ERROR if failed else NORMAL, "")
+        self._state = _State.CLOSED
+        # An answer the app never gave is a 500; one it began and did not end, a cut.
+        self.exchange.finish()
 
 
-def _disconnect(code: int) -> Message:
+def _disconnect(code: int) -> WebSocketDisconnectMessage:
     return {"type": "websocket.disconnect", "code": code, "reason": ""}
 
 
@@ -394,7 +313,6 @@ class WebSocketRunner:
         root_path: str,
         state: dict[str, Any] | None,
         loop: asyncio.AbstractEventLoop,
-        running: Running,
         config: WSConfig,
         log_refusals: bool = True,
     ) -> None:
@@ -402,19 +320,18 @@ class WebSocketRunner:
         self.root_path = root_path
         self.state = state
         self.loop = loop
-        self.running = running  # shared with the HTTP runner: one concurrency count
         self.config = config
         self.factories = [deflate_factory()] if config.per_message_deflate else []
         self._log_refusals = log_refusals
 
-    def cycle(self, request: Request, channel: WebSocketChannel) -> WebSocketCycle:
-        return WebSocketCycle(request, channel, self)
+    def attach(self, exchange: Exchange) -> None:
+        exchange.receiver = WebSocketCycle(exchange, self)
 
-    def start(self, cycle: WebSocketCycle) -> None:
+    def start(self, exchange: Exchange) -> None:
+        cycle = cast(WebSocketCycle, exchange.receiver)
         if not cycle.check():
             return
-        self.running.add(cycle)
-        cycle.task = self.loop.create_task(cycle.run(self.app, self.running))
+        cycle.task = self.loop.create_task(cycle.run(self.app))
 
     def log_refusal(self, client: tuple[str, int] | None, refusal: Refusal) -> None:
         if self._log_refusals:
@@ -422,3 +339,6 @@ class WebSocketRunner:
             logger.info(
                 "%s - WebSocket handshake refused: %d %s", who, refusal.status, refusal.reason
             )
+
+    async def aclose(self) -> None:
+        return None

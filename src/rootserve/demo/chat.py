@@ -70,11 +70,11 @@ class Room:
         try:
             while True:
                 message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    return
+                if message["type"] != "websocket.receive":
+                    return  # websocket.disconnect: the member left
                 text = message.get("text")
                 if text is None:
-                    text = f"({len(message['bytes'])} bytes)"
+                    text = f"({len(message.get('bytes') or b'')} bytes)"
                 await self.broadcast(f"{name}: {text[:MAX_CHARS]}")
         finally:
             del self.members[name]

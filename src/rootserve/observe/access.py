@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rootserve.protocol.events import Request
+from rootserve.protocol.events import Head
 
 __all__ = ["AccessLog", "NullAccessLog", "printable"]
 
@@ -21,14 +21,14 @@ def printable(text: str) -> str:
 class NullAccessLog:
     """Access log off."""
 
-    def log(self, client: tuple[str, int] | None, request: Request, status: int) -> None:
+    def log(self, client: tuple[str, int] | None, request: Head, status: int) -> None:
         return None
 
 
 class AccessLog:
     """`127.0.0.1:51234 - "GET /path?q HTTP/1.1" 200`"""
 
-    def log(self, client: tuple[str, int] | None, request: Request, status: int) -> None:
+    def log(self, client: tuple[str, int] | None, request: Head, status: int) -> None:
         if not logger.isEnabledFor(logging.INFO):
             return
         who = f"{client[0]}:{client[1]}" if client else "-"

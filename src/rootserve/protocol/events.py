@@ -8,6 +8,7 @@ the peer sent EOF. Sent: `InformationalResponse`, `Response`, `Data`, `EndOfMess
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 __all__ = [
     "END_OF_MESSAGE",
@@ -16,6 +17,7 @@ __all__ = [
     "Data",
     "EndOfMessage",
     "Event",
+    "Head",
     "Headers",
     "InformationalResponse",
     "Request",
@@ -43,6 +45,22 @@ class Request:
     expect_continue: bool = False
     has_body: bool = False
     upgrade: bytes = b""
+
+
+class Head(Protocol):
+    """What the adapters read of a request head: a `Request`, or an exchange (which is
+    one, with its answer's side added; see exchange.py)."""
+
+    method: str
+    target: bytes
+    path: bytes
+    query: bytes
+    http_version: str
+    headers: Headers
+    keep_alive: bool
+    expect_continue: bool
+    has_body: bool
+    upgrade: bytes
 
 
 @dataclass(slots=True)

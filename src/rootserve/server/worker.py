@@ -18,78 +18,24 @@ import logging
 import signal
 import socket
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
+from rootserve.asgi._websocket_session import CLOSE_TIMEOUT
 from rootserve.asgi.http import ASGIRunner
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
-from rootserve.asgi.websocket import CLOSE_TIMEOUT, WebSocketRunner, WSConfig
+from rootserve.asgi.websocket import WebSocketRunner, WSConfig
 from rootserve.config import Config
-from rootserve.observe.access import AccessLog, NullAccessLog, printable
-from rootserve.protocol.events import BadRequest, Request
-from rootserve.protocol.rules import Limits
-from rootserve.running import Running
+from rootserve.exit_codes import EXIT_APP, EXIT_OK
 from rootserve.server.connection import Connection
-from rootserve.wsgi.adapter import WSGIRunner
+from rootserve.server.state import Runner, ServerState
+from rootserve.wsgi.runner import WSGIRunner
 
-__all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "Server", "ServerState", "new_event_loop"]
+__all__ = ["Server", "new_event_loop"]
 
 logger = logging.getLogger("rootserve.error")
 
-EXIT_OK: Final = 0
-EXIT_STARTUP_FAILED: Final = 3
 MAX_TICK: Final = 1.0  # seconds between reaper passes, at most
 CLOSE_FLUSH_SECONDS: Final = 2.0  # at the end of a stop, for closing connections to flush
-
-
-class Cycle(Protocol):
-    """One request as the connection sees it, whichever contract the app speaks."""
-
-    request: Request
-    status: int
-    request_complete: bool
-
-    @property
-    def response_started(self) -> bool: ...
-    def feed(self, data: bytes) -> None: ...
-    def end(self) -> None: ...
-    def disconnect(self) -> None: ...
-    def writable(self) -> None: ...
-    def cancel(self) -> None: ...
-
-
-class Runner(Protocol):
-    """Makes a cycle for each request and starts the app for it (ASGI or WSGI)."""
-
-    running: Running
-
-    def cycle(self, request: Request, channel: Any) -> Any: ...
-    def start(self, cycle: Any) -> None: ...
-    def release(self, channel: Any) -> None: ...
-    async def aclose(self) -> None: ...
-
-
-@dataclass(eq=False)
-class ServerState:
-    """What every connection of one worker shares."""
-
-    runner: Runner
-    loop: asyncio.AbstractEventLoop
-    limits: Limits
-    timeout_keep_alive: float
-    timeout_header: float
-    limit_concurrency: int
-    server_header: bytes | None
-    date_header: bool
-    access_log: AccessLog | NullAccessLog
-    websocket: WebSocketRunner | None = None  # None: --ws off, or a WSGI app
-    connections: Running = field(default_factory=Running)
-    websockets: Running = field(default_factory=Running)  # connections switched to WebSocket
-    shutting_down: bool = False
-
-    def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
-        who = f"{client[0]}:{client[1]}" if client else "-"
-        logger.info("%s - rejected: %d %s", who, event.status, printable(event.reason))
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
@@ -172,54 +118,30 @@ class Server:
             await lifespan.startup()
         except LifespanFailed as exc:
             logger.error("%s (fix the app's startup, or pass --lifespan off)", exc)
-            self.exit_code = EXIT_STARTUP_FAILED
+            self.exit_code = EXIT_APP
             return self.exit_code
+        root_path = config.root_path.rstrip("/")
         runner: Runner
         if self.interface == "wsgi":
             runner = WSGIRunner(
                 self.app,
                 threads=config.threads,
-                root_path=config.root_path.rstrip("/"),
+                root_path=root_path,
                 multiprocess=self.multiprocess,
                 loop=loop,
             )
         else:
-            runner = ASGIRunner(
-                self.app, root_path=config.root_path.rstrip("/"), state=lifespan.state, loop=loop
-            )
+            runner = ASGIRunner(self.app, root_path=root_path, state=lifespan.state, loop=loop)
         websocket = None
         if self.interface != "wsgi" and config.ws != "off":
             websocket = WebSocketRunner(
                 self.app,
-                root_path=config.root_path.rstrip("/"),
+                root_path=root_path,
                 state=lifespan.state,
                 loop=loop,
-                running=runner.running,
-                config=WSConfig(
-                    max_size=config.ws_max_size,
-                    max_queue=config.ws_max_queue,
-                    per_message_deflate=config.ws_per_message_deflate,
-                    ping_interval=config.ws_ping_interval,
-                    ping_timeout=config.ws_ping_timeout,
-                ),
+                config=WSConfig.from_config(config),
             )
-        state = ServerState(
-            runner=runner,
-            websocket=websocket,
-            loop=loop,
-            limits=Limits(
-                max_request_line_bytes=config.max_request_line,
-                max_header_bytes=config.max_header_size,
-                max_header_count=config.max_header_count,
-                max_body_bytes=config.max_body_size,
-            ),
-            timeout_keep_alive=config.timeout_keep_alive,
-            timeout_header=config.timeout_header,
-            limit_concurrency=config.limit_concurrency,
-            server_header=b"rootserve" if config.server_header else None,
-            date_header=config.date_header,
-            access_log=AccessLog() if config.access_log else NullAccessLog(),
-        )
+        state = ServerState.from_config(config, runner=runner, websocket=websocket, loop=loop)
         servers: list[asyncio.Server] = []
         for sock in self.sockets:
             if sock.family == socket.AF_UNIX:
@@ -256,15 +178,15 @@ class Server:
             srv.close()
         for conn in list(state.connections):
             conn.shutdown()
-        running = state.runner.running
+        running = state.running
         if not await running.wait_empty(self.config.timeout_graceful or None):
             logger.warning(
                 "Cancelling %d request(s) still running after %.1fs of graceful shutdown",
                 len(running),
                 self.config.timeout_graceful,
             )
-            for cycle in list(running):
-                cycle.cancel()
+            for exchange in list(running):
+                exchange.cancel()
             await running.wait_empty(5)
         # WebSockets whose closing handshake is under way (RFC 6455 section 7.1.1) get what
         # is left of the graceful time; the reaper ends each CLOSE_TIMEOUT after its close
@@ -272,7 +194,7 @@ class Server:
         wait = CLOSE_TIMEOUT + 2 * MAX_TICK
         if self.config.timeout_graceful:
             wait = min(wait, max(0.0, started + self.config.timeout_graceful - state.loop.time()))
-        await state.websockets.wait_empty(wait)
+        await state.sessions.wait_empty(wait)
         for conn in list(state.connections):
             conn.close()
         # Closing is asynchronous: let the transports flush what they hold and close
@@ -307,6 +229,7 @@ def _tick(config: Config) -> float:
         for t in (
             config.timeout_keep_alive,
             config.timeout_header,
+            config.timeout_body,
             config.ws_ping_interval,
             config.ws_ping_timeout,
         )
@@ -327,9 +250,13 @@ class _Reaper:
         self._handle = self.state.loop.call_later(self.tick, self._run)
 
     def _run(self) -> None:
-        now = self.state.loop.time()
-        for conn in [c for c in self.state.connections if c.deadline <= now]:
+        state = self.state
+        now = state.loop.time()
+        for conn in [c for c in state.connections if c.deadline <= now]:
             conn.on_deadline()
+        # A switched connection's session (WebSocket) keeps its own time: pings, closes.
+        for session in [s for s in state.sessions if s.deadline <= now]:
+            session.on_deadline()
         self.start()
 
     def stop(self) -> None:

@@ -1,14 +1,16 @@
-"""One WSGI request on an app thread, its response framed and written on the loop thread.
+"""One WSGI request on an app thread, its response handed to the exchange on the loop thread.
 
-How this works. The server makes a `WSGICycle` for each `Request` and hands it to the app
-threads (`threads.py`). The app thread builds the environ, calls the app, walks the body
+How this works. The server makes an exchange for each request; the runner (runner.py) makes
+a `WSGICycle` for it and hands it to the app threads (`threads.py`) once its body is in, or
+its first HIGH_WATER bytes are: a client that sends its body slowly holds a little memory,
+never an app thread. The app thread builds the environ, calls the app, walks the body
 iterable and calls its `close()` on every path (PEP 3333 "Specification Details"). It never
-touches the socket or the protocol: it hands plain parts (status, headers, body chunks) to
-the loop with `call_soon_threadsafe`, and the loop frames them through the sans-IO protocol
-and writes them. The common answer, a body of one piece, crosses threads once, already
-joined, and leaves with a Content-Length. A streaming answer crosses once per chunk, and the
-app thread waits while the bytes it handed over but the socket has not taken pass
-`WRITE_HIGH_WATER`, so a slow reader holds the app thread, not the server's memory.
+touches the exchange: it hands plain parts (status, headers, body chunks) to the loop with
+`call_soon_threadsafe`, and the loop gives them to the exchange, which frames and writes
+them. The common answer, a body of one piece, crosses threads once, already joined, and
+leaves with a Content-Length. A streaming answer crosses once per chunk, and the app thread
+waits while the bytes it handed over but the socket has not taken pass `WRITE_HIGH_WATER`,
+so a slow reader holds the app thread, not the server's memory.
 """
 
 from __future__ import annotations
@@ -17,103 +19,114 @@ import asyncio
 import logging
 import os
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from rootserve.observe.access import printable
-from rootserve.protocol.events import Request
-from rootserve.protocol.http11 import HTTP11Connection
-from rootserve.protocol.rules import LocalProtocolError
-from rootserve.running import Running
-from rootserve.types import WSGIApp
+from rootserve.protocol.exchange import ClientDisconnected, Exchange, ResponseError
+from rootserve.types import WSGIApp, WSGIEnviron
+from rootserve.units import KIB
 from rootserve.wsgi.call import FileWrapper, WSGICall
-from rootserve.wsgi.environ import base_environ, build_environ
-from rootserve.wsgi.input import EMPTY_INPUT, BodyInput, EmptyInput
-from rootserve.wsgi.threads import AppThreads
+from rootserve.wsgi.environ import build_environ
+from rootserve.wsgi.input import EMPTY_INPUT, HIGH_WATER, BodyInput, EmptyInput
 
-__all__ = ["FileWrapper", "WSGICycle", "WSGIRunner"]
+__all__ = ["FileWrapper", "WSGICycle"]
 
 logger = logging.getLogger("rootserve.error")
 
-WRITE_HIGH_WATER: Final = 256 * 1024  # bytes handed to the loop and not yet on the socket
+WRITE_HIGH_WATER: Final = 256 * KIB  # bytes handed to the loop and not yet on the socket
 
 
-class WSGIChannel(Protocol):
-    """What a WSGI cycle needs from its connection (the server's Connection)."""
+class WSGIRunner(Protocol):
+    """What a cycle uses of its runner (runner.py), declared here so that the two modules
+    do not import each other."""
 
-    proto: HTTP11Connection
-    write_paused: bool
-    closed: bool
-    server_addr: tuple[str, int] | None
-    client_addr: tuple[str, int] | None
-    transport: Any
+    app: WSGIApp
+    base_environ: WSGIEnviron
+    loop: asyncio.AbstractEventLoop
 
-    def write(self, data: bytes) -> None: ...
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-    def response_complete(self, keep_alive: bool) -> None: ...
-    def abort(self) -> None: ...
+    def submit(self, cycle: WSGICycle) -> None:
+        """From the loop thread: run `cycle` on an app thread."""
+
+    def back(self, callback: Callable[..., None], *args: Any) -> None:
+        """From an app thread: run `callback(*args)` on the loop, in order."""
 
 
 class WSGICycle:
-    """One request. Loop side: feed, end, disconnect, the deliver_* callbacks.
-    App thread side: `run()`."""
+    """One request. Loop side: the exchange's receiver and the deliver_* callbacks.
+    App thread side: `run()` and the hand_* methods the call hands its answer to."""
 
     __slots__ = (
         "_body",
-        "_expect_continue",
-        "_loop",
+        "_held_back",
         "_runner",
         "_sent_bytes",
         "_writable",
         "_written_bytes",
-        "channel",
-        "complete",
         "disconnected",
-        "request",
-        "request_complete",
-        "status",
+        "exchange",
     )
 
-    def __init__(
-        self, request: Request, channel: WSGIChannel, runner: WSGIRunner, loop: Any
-    ) -> None:
-        self.request = request
-        self.channel = channel
+    def __init__(self, exchange: Exchange, runner: WSGIRunner) -> None:
+        self.exchange = exchange
         self._runner = runner
-        self._loop = loop
-        self.request_complete = not request.has_body
+        request = exchange
         self._body: BodyInput | EmptyInput = EMPTY_INPUT
         if request.has_body:
             ask = self._ask_for_body if request.expect_continue else None
             self._body = BodyInput(resume_reading=self._resume_reading, ask_for_body=ask)
-        self._expect_continue = request.expect_continue
+        self._held_back = False  # started, waiting for its body before an app thread
         self.disconnected = False
-        self.complete = False
-        self.status = 0
         self._sent_bytes = 0  # app thread only
         self._written_bytes = 0  # loop thread only
         # Made by the app thread the first time it must wait for the socket to drain.
         self._writable: threading.Event | None = None
 
-    # -- loop thread: the request body and the connection's state --------------------
+    # -- loop thread: the exchange's receiver ------------------------------------------
+
+    def start(self) -> None:
+        """The request's turn. A body still arriving is buffered before the app is called
+        (up to HIGH_WATER, when reading pauses anyway): a client that sends a byte a second
+        then holds a buffer, not one of the few app threads (issue 05)."""
+        exchange = self.exchange
+        if exchange.request_complete or self._body.full:  # type: ignore[union-attr]
+            self._runner.submit(self)
+            return
+        request = exchange
+        if request.expect_continue:
+            length = _content_length(request.headers)
+            if length < 0 or length > HIGH_WATER:
+                # Large or of unknown size: the app decides whether it wants the body (its
+                # first read sends 100 Continue), so it is called at once.
+                self._runner.submit(self)
+                return
+            exchange.want_body()  # small: ask for it now, and call the app once it is in
+        self._held_back = True
 
     def feed(self, data: bytes) -> None:
-        if self.complete:
+        if self.exchange.complete:
             return  # answered already: the rest of the body is read and dropped
         if self._body.feed(data):  # type: ignore[union-attr]
-            self.channel.pause_reading()
+            self.exchange.pause_reading()
+            self._release()
 
     def end(self) -> None:
-        self.request_complete = True
         self._body.end()  # type: ignore[union-attr]
+        self._release()
+
+    def _release(self) -> None:
+        if self._held_back:
+            self._held_back = False
+            self._runner.submit(self)
 
     def disconnect(self) -> None:
         self.disconnected = True
         if isinstance(self._body, BodyInput):
             self._body.abort()
         self.writable()
+        if self._held_back:
+            self._held_back = False  # the app was never called, and never will be
+            self.exchange.finish()
 
     def writable(self) -> None:
         """The transport drained: an app thread waiting to hand over more may go on."""
@@ -125,178 +138,109 @@ class WSGICycle:
         self.disconnect()
 
     def _resume_reading(self) -> None:
-        self._loop.call_soon_threadsafe(self.channel.resume_reading)
+        self._runner.loop.call_soon_threadsafe(self.exchange.resume_reading)
 
     def _ask_for_body(self) -> None:
-        self._loop.call_soon_threadsafe(self._send_continue)
+        self._runner.loop.call_soon_threadsafe(self.exchange.want_body)
 
-    def _send_continue(self) -> None:
-        if not self.channel.closed and self.status == 0:
-            self._expect_continue = False
-            self.channel.write(self.channel.proto.send_informational(100))
-
-    @property
-    def response_started(self) -> bool:
-        return self.status != 0
-
-    # -- loop thread: writing what the app thread handed over ------------------------
-
-    def _before_head(self) -> None:
-        if self._expect_continue and not self.request_complete:
-            # The client waits for a 100 it will not get; its body may or may not follow,
-            # so this connection ends here (RFC 9110 section 10.1.1).
-            self.channel.proto.close_after_response()
+    # -- loop thread: handing over what the app thread gave ----------------------------
 
     def deliver_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._runner.running.discard(self)
-        if self.disconnected or self.channel.closed:
-            return
-        self.status = status
-        self._before_head()
-        proto = self.channel.proto
-        try:
-            data = proto.send_whole_response(status, headers, body)
-        except LocalProtocolError as exc:
-            self._fail(str(exc))
-            return
-        self.channel.write(data)
-        self._complete(proto.response_keep_alive)
+        self._respond(status, headers, body, True)
+        self.exchange.finish()
 
     def deliver_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        if self.disconnected or self.channel.closed:
-            return
-        self.status = status
-        self._before_head()
+        if self._respond(status, headers, body, False):
+            self._wrote(len(body))
+
+    def _respond(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, end: bool
+    ) -> bool:
+        exchange = self.exchange
         try:
-            data = self.channel.proto.send_response(status, headers)
-            if body:
-                data += self.channel.proto.send_data(body)
-        except LocalProtocolError as exc:
-            self._fail(str(exc))
-            return
-        self._write(data, len(body))
+            exchange.respond(status, headers, body, end)
+        except ClientDisconnected:
+            return False
+        except (ResponseError, TypeError) as exc:
+            logger.error("WSGI app response refused: %s", exc)
+            self.disconnect()  # the app thread stops walking the body, and closes it
+            exchange.fail()
+            return False
+        return True
 
     def deliver_chunk(self, body: bytes) -> None:
-        if self.disconnected or self.channel.closed or not self.status:
+        exchange = self.exchange
+        if exchange.disconnected or not exchange.response_started:
             return
         try:
-            data = self.channel.proto.send_data(body)
-        except LocalProtocolError as exc:
-            # More bytes than the app's Content-Length: cut the connection (RFC 9112 6.3).
+            exchange.send_body(body, False)
+        except ResponseError as exc:
+            # More bytes than the app's Content-Length: the exchange cut the connection.
             logger.error("WSGI app: %s", exc)
-            self.channel.abort()
+            self.disconnect()
             return
-        self._write(data, len(body))
+        self._wrote(len(body))
 
-    def _write(self, data: bytes, size: int) -> None:
-        self.channel.write(data)
+    def _wrote(self, size: int) -> None:
         self._written_bytes += size
-        if not self.channel.write_paused:
+        if not self.exchange.write_paused:
             self.writable()
+
+    def deliver_end(self) -> None:
+        exchange = self.exchange
+        if exchange.response_started and not exchange.complete:
+            try:
+                exchange.send_body(b"", True)
+            except ResponseError as exc:
+                logger.error("WSGI app: %s; closing the connection", exc)
+        exchange.finish()
 
     def deliver_file(
         self, status: int, headers: list[tuple[bytes, bytes]], file: Any, done: threading.Event
     ) -> None:
-        if self.disconnected or self.channel.closed:
-            self._runner.running.discard(self)
-            done.set()
-            return
+        exchange = self.exchange
         try:
             offset = file.tell()
             size = os.fstat(file.fileno()).st_size - offset
         except (OSError, AttributeError, ValueError) as exc:
             logger.error("wsgi.file_wrapper: cannot size the file (%s)", exc)
-            self._runner.running.discard(self)
-            self._fail(None)
+            exchange.finish()
             done.set()
             return
         if not any(name.lower() == b"content-length" for name, _ in headers):
             headers = [*headers, (b"content-length", b"%d" % size)]
-        self.status = status
-        self._before_head()
-        try:
-            head = self.channel.proto.send_response(status, headers)
-        except LocalProtocolError as exc:
-            self._runner.running.discard(self)
-            self._fail(str(exc))
+        if not self._respond(status, headers, b"", False):
+            exchange.finish()
             done.set()
             return
-        self.channel.write(head)
-        self._loop.create_task(self._send_file(file, offset, size, done))
+        self._runner.loop.create_task(self._send_file(file, offset, size, done))
 
     async def _send_file(self, file: Any, offset: int, size: int, done: threading.Event) -> None:
-        proto = self.channel.proto
         try:
-            sent = await self._loop.sendfile(self.channel.transport, file, offset, size)
-            proto.send_data_sent_elsewhere(sent)
-            end = proto.send_end()
-        except (OSError, RuntimeError, LocalProtocolError) as exc:
-            if not self.disconnected:
-                logger.error("wsgi.file_wrapper: sendfile failed (%s); closing", exc)
-            self.channel.abort()
-        else:
-            if end:
-                self.channel.write(end)
-            self._complete(proto.response_keep_alive)
+            await self.exchange.send_file(file, offset, size)
+        except ResponseError as exc:
+            logger.error("wsgi.file_wrapper: %s; closing", exc)
+        except ClientDisconnected:
+            pass
         finally:
-            self._runner.running.discard(self)
+            self.exchange.finish()
             done.set()
 
-    def deliver_end(self) -> None:
-        self._runner.running.discard(self)
-        if self.disconnected or self.channel.closed or not self.status:
-            return
-        proto = self.channel.proto
-        try:
-            end = proto.send_end()
-        except LocalProtocolError as exc:
-            logger.error("WSGI app: %s; closing the connection", exc)
-            self.channel.abort()
-            return
-        if end:
-            self.channel.write(end)
-        self._complete(proto.response_keep_alive)
-
-    def deliver_error(self, closing_only: bool) -> None:
-        """The app failed: a 500 if nothing was sent yet, else cut the connection."""
-        self._runner.running.discard(self)
-        if self.disconnected or self.channel.closed:
-            return
-        if closing_only or self.status:
-            self.channel.abort()
-            return
-        self._fail(None)
+    def deliver_error(self) -> None:
+        """The app failed: a 500 if nothing was sent yet, else a cut connection."""
+        self.exchange.finish()
 
     def finished(self) -> None:
-        self._runner.running.discard(self)
-
-    def _fail(self, reason: str | None) -> None:
-        if reason:
-            logger.error("WSGI app response refused: %s", reason)
-        # The app thread may still be walking the body: it must stop and close() it.
-        self.disconnect()
-        self.status = 500
-        proto = self.channel.proto
-        proto.abandon()
-        self.channel.write(proto.error_response(500, "Internal Server Error"))
-        self._complete(False)
-
-    def _complete(self, keep_alive: bool) -> None:
-        # A client told to wait for 100-continue that never got it may or may not send
-        # the body: the connection cannot be reused (RFC 9110 section 10.1.1).
-        if self._expect_continue and not self.request_complete:
-            keep_alive = False
-        self.complete = True
-        self.channel.response_complete(keep_alive)
+        self.exchange.finish()
 
     # -- app thread: the _Output the call hands the response to -------------------------
 
     def run(self) -> None:
         """Build the environ and call the app, on an app thread."""
         runner = self._runner
-        channel = self.channel
+        exchange = self.exchange
         environ = build_environ(
-            runner.base_environ, self.request, channel.server_addr, channel.client_addr, self._body
+            runner.base_environ, exchange, exchange.server, exchange.client, self._body
         )
         WSGICall(self).run(runner.app, environ)
 
@@ -315,13 +259,13 @@ class WSGICycle:
         self._runner.back(self.deliver_end)
 
     def hand_error(self, sent: bool) -> None:
-        self._runner.back(self.deliver_error, sent)
+        self._runner.back(self.deliver_error)
 
     def hand_nothing(self) -> None:
         self._runner.back(self.finished)
 
     def can_send_file(self) -> bool:
-        return self._runner.sendfile and self.request.method != "HEAD"
+        return self.exchange.method != "HEAD" and self.exchange.can_send_file()
 
     def hand_file(self, status: int, headers: list[tuple[bytes, bytes]], file: Any) -> None:
         """Send an open file as the whole body with the loop's sendfile (zero-copy where
@@ -332,7 +276,8 @@ class WSGICycle:
             pass
 
     def describe(self) -> str:
-        return f"{self.request.method} {printable(self.request.target.decode('latin-1'))}"
+        request = self.exchange
+        return f"{request.method} {printable(request.target.decode('latin-1'))}"
 
     def _must_wait(self) -> bool:
         # Too much handed over and not yet written, or the transport's buffer is over its
@@ -340,7 +285,7 @@ class WSGICycle:
         if self.disconnected:
             return False
         return (
-            self._sent_bytes - self._written_bytes > WRITE_HIGH_WATER or self.channel.write_paused
+            self._sent_bytes - self._written_bytes > WRITE_HIGH_WATER or self.exchange.write_paused
         )
 
     def _wait_for_socket(self, size: int) -> None:
@@ -357,76 +302,9 @@ class WSGICycle:
             event.wait(1.0)
 
 
-class WSGIRunner:
-    """Makes WSGI cycles and hands them to the app threads."""
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        threads: int,
-        root_path: str,
-        multiprocess: bool,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.app = app
-        self.root_path = root_path
-        self.multiprocess = multiprocess
-        self.loop = loop
-        self.running = Running()
-        self.base_environ = base_environ(
-            root_path=root_path, scheme="http", multiprocess=multiprocess, file_wrapper=FileWrapper
-        )
-        self.pool = AppThreads(threads)
-        # loop.sendfile sends from the kernel's page cache (os.sendfile) on asyncio's own
-        # transports; uvloop's have no sendfile, so there the app thread reads the file.
-        self.sendfile = isinstance(loop, asyncio.BaseEventLoop)
-        # Hand-offs go in batches, both ways. Every switch of the GIL between the loop
-        # thread and an app thread costs futex calls, and uvloop lets the GIL go between
-        # its callbacks; so the requests of one pass of the loop reach the app threads
-        # together, after the pass, and the answers of the app threads come back to the
-        # loop in one wake-up however many there are (DESIGN.md: the hand-off is on the
-        # hot path). An app thread still takes one request at a time.
-        self._to_threads: list[WSGICycle] = []
-        self._back: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
-        self._back_scheduled = False
-
-    def cycle(self, request: Request, channel: Any) -> WSGICycle:
-        return WSGICycle(request, channel, self, self.loop)
-
-    def start(self, cycle: WSGICycle) -> None:
-        self.running.add(cycle)
-        self._to_threads.append(cycle)
-        if len(self._to_threads) == 1:
-            self.loop.call_soon(self._submit_all)
-
-    def _submit_all(self) -> None:
-        cycles, self._to_threads = self._to_threads, []
-        submit = self.pool.submit
-        for cycle in cycles:
-            submit(cycle)
-
-    def back(self, callback: Callable[..., None], *args: Any) -> None:
-        """From an app thread: run `callback(*args)` on the loop, in order."""
-        self._back.append((callback, args))
-        if not self._back_scheduled:
-            self._back_scheduled = True
-            self.loop.call_soon_threadsafe(self._run_back)
-
-    def _run_back(self) -> None:
-        # The flag drops before the queue is drained: an item added after the drain sees
-        # it down and schedules another pass, so none is left behind.
-        self._back_scheduled = False
-        popleft = self._back.popleft
-        while self._back:
-            callback, args = popleft()
-            try:
-                callback(*args)
-            except Exception as exc:  # one answer's failure must not strand the others
-                logger.critical("Error handing a WSGI response to the loop", exc_info=exc)
-
-    def release(self, channel: Any) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        self.pool.stop()
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The request's Content-Length (the protocol checked it), or -1 for a chunked body."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return -1

@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from rootserve.types import WSGIApp, WSGIEnviron
+from rootserve.units import KIB
 
 __all__ = ["FILE_BLOCK", "FileWrapper", "WSGICall"]
 
 logger = logging.getLogger("rootserve.error")
 
-FILE_BLOCK: Final = 256 * 1024
+FILE_BLOCK: Final = 256 * KIB
 _STATUS: Final = re.compile(r"[1-9][0-9]{2} [^\r\n\x00]*")
 _STATUS_CODES: dict[str, int] = {}  # status lines already checked, and their codes
 

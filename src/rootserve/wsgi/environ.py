@@ -1,4 +1,4 @@
-"""The PEP 3333 environ for one request, built from the protocol's `Request` event."""
+"""The PEP 3333 environ for one request, built from the request head (`Head`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
-from rootserve.protocol.events import Request
+from rootserve.protocol.events import Head
 from rootserve.types import WSGIEnviron
 
 __all__ = ["base_environ", "build_environ"]
@@ -57,7 +57,7 @@ def base_environ(
 
 def build_environ(
     base: WSGIEnviron,
-    request: Request,
+    request: Head,
     server: tuple[str, int] | None,
     client: tuple[str, int] | None,
     wsgi_input: IO[bytes] | Any,

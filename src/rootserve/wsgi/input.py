@@ -15,14 +15,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Final
 
+from rootserve.protocol.exchange import ClientDisconnected
+from rootserve.units import KIB
+
 __all__ = ["EMPTY_INPUT", "BodyInput", "ClientDisconnected", "EmptyInput"]
 
-HIGH_WATER: Final = 256 * 1024
-LOW_WATER: Final = 64 * 1024
-
-
-class ClientDisconnected(OSError):
-    """The client went away before sending the whole body."""
+HIGH_WATER: Final = 256 * KIB
+LOW_WATER: Final = 64 * KIB
 
 
 class EmptyInput:
@@ -63,6 +62,11 @@ class BodyInput:
         self._line = b""  # what readline() took beyond a line end
 
     # -- the loop's side -------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        """As much is buffered as reading allows before it pauses."""
+        return self._buffered > HIGH_WATER
 
     def feed(self, data: bytes) -> bool:
         """Add a chunk; True when the buffer is full and reading should pause."""

@@ -15,7 +15,7 @@ import io
 from typing import Any
 
 from rootserve.protocol.events import Request
-from rootserve.types import Receive, Scope, Send, WSGIApp
+from rootserve.types import Receive, Scope, Send, SendMessage, WSGIApp
 from rootserve.wsgi.call import FileWrapper, WSGICall
 from rootserve.wsgi.environ import base_environ, build_environ
 from rootserve.wsgi.threads import AppThreads
@@ -33,10 +33,10 @@ class _ASGIOutput:
         self.disconnected = False
         self.failed = False
 
-    async def _sending(self, message: dict[str, Any]) -> None:
+    async def _sending(self, message: SendMessage) -> None:
         await self._send(message)
 
-    def _message(self, message: dict[str, Any]) -> None:
+    def _message(self, message: SendMessage) -> None:
         future = asyncio.run_coroutine_threadsafe(self._sending(message), self._loop)
         try:
             future.result()
@@ -113,9 +113,9 @@ class WSGIMount:
         body = bytearray()
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
+            if message["type"] != "http.request":
+                return  # http.disconnect: the client is gone
+            body += message["body"]
             if not message.get("more_body", False):
                 break
         root_path: str = scope.get("root_path", "")

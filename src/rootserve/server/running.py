@@ -9,9 +9,10 @@ __all__ = ["Running"]
 
 
 class Running(set[Any]):
-    """Cycles whose app call has not returned (or connections still open). The event
-    loop's thread only. A set, so that adding, counting and iterating cost what a set's
-    do; only `discard` does more, to wake a `wait_empty`."""
+    """Exchanges whose app call has not returned (or connections still open). The event
+    loop's thread only. A set, so that adding, removing, counting and iterating cost what
+    a set's do (C, no Python call on the way of every request); whoever removes an item
+    calls `removed()` if the set is then empty, which wakes a `wait_empty`."""
 
     __slots__ = ("_empty",)
 
@@ -19,8 +20,8 @@ class Running(set[Any]):
         super().__init__()
         self._empty: asyncio.Event | None = None  # made when someone waits
 
-    def discard(self, item: Any) -> None:
-        set.discard(self, item)
+    def removed(self) -> None:
+        """The last item was removed: wake whoever waits for that."""
         if not self and self._empty is not None:
             self._empty.set()
 

@@ -1,0 +1,185 @@
+"""The exchange: one request and its answer, the seam between the server and the adapters.
+
+How this works. For each request the server makes one exchange and hands it to the adapter
+(the ASGI HTTP cycle, the WebSocket cycle or the WSGI cycle), which sets itself as the
+exchange's `receiver`. The request's head is the exchange's own fields (`Head`: method,
+target, headers...); the rest comes in through the receiver: body parts as they arrive
+(`feed`), the end of the body (`end`), or `disconnect` when the client is gone. The answer
+goes out through the exchange: `respond` (the head, and the body with it when that is all),
+`send_body`, and `finish` when the app's call is over.
+
+The exchange alone applies the rules every adapter would otherwise repeat: 100-continue (sent
+when the adapter first asks for the body, `want_body`), no body for HEAD, 204 and 304, the
+500 fallback when the app fails before its answer began (a cut connection after), the
+keep-alive decision, and completion. An HTTP/1.1 connection makes them in `server/`; an
+HTTP/2 stream is a second implementation of this same interface, with no change to the
+adapters. The adapters import this module and `events.py`, never a connection or transport.
+
+A request that asks to switch protocols (WebSocket) is an exchange too: `switch` sends the
+101 and hands the connection's bytes to an `Upgraded` session, which talks back through a
+`ByteStream`; any other answer to it (`refuse`, `respond`) turns the switch down and ends
+the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeAlias
+
+from rootserve.protocol.events import Head, Headers
+
+__all__ = [
+    "Address",
+    "ByteStream",
+    "ClientDisconnected",
+    "Exchange",
+    "Receiver",
+    "ResponseError",
+    "Upgraded",
+]
+
+Address: TypeAlias = tuple[str, int]
+
+
+class ClientDisconnected(OSError):
+    """The client went away: sending the response, or reading the rest of the body, is over
+    (ASGI HTTP spec 2.4: `send` raises an OSError subclass then)."""
+
+
+class ResponseError(ValueError):
+    """The answer an app gave cannot be sent as HTTP (a bad status, a header name that is
+    no token, CR/LF in a value, more body than its Content-Length...). Nothing was written;
+    the message names the rule."""
+
+
+class Receiver(Protocol):
+    """The adapter's side of an exchange: what the server tells it about the request."""
+
+    def feed(self, data: bytes) -> None:
+        """A part of the request body."""
+
+    def end(self) -> None:
+        """The request body is complete."""
+
+    def disconnect(self) -> None:
+        """The client is gone, or the request was cut off: no more body, nothing to answer."""
+
+    def writable(self) -> None:
+        """The connection drained what was written: a paused sender may go on."""
+
+    def cancel(self) -> None:
+        """Graceful shutdown ran out of time: stop the app's call."""
+
+
+class Exchange(Head, Protocol):
+    """One request and its response, as the adapters see it: the request's head (its
+    fields are the exchange's own), and the ways to answer it."""
+
+    server: Address | None
+    client: Address | None
+    receiver: Receiver
+    status: int  # the status answered, 0 until the response starts
+
+    @property
+    def scheme(self) -> str:
+        """`http` or `https`."""
+
+    @property
+    def disconnected(self) -> bool:
+        """The client is gone, or the exchange was cut off."""
+
+    @property
+    def response_started(self) -> bool: ...
+
+    @property
+    def complete(self) -> bool:
+        """The whole response was sent, or will never be (disconnected, failed)."""
+
+    @property
+    def request_complete(self) -> bool:
+        """The whole request body has arrived."""
+
+    @property
+    def write_paused(self) -> bool:
+        """The connection holds more than it can send: wait in `drain()` before sending more."""
+
+    def want_body(self) -> None:
+        """The app is ready to read the body: sends 100 Continue if the client waits for it
+        (RFC 9110 section 10.1.1), and from then on the body has a deadline."""
+
+    def pause_reading(self) -> None:
+        """The adapter holds enough unread body: stop reading from the client."""
+
+    def resume_reading(self) -> None: ...
+
+    def respond(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes, end: bool
+    ) -> None:
+        """The response head, with the first part of the body (`end`: and that is all).
+        Raises ResponseError, having written nothing, if it cannot be sent as HTTP."""
+
+    def send_body(self, data: bytes, end: bool) -> None:
+        """More of the body; `end` finishes the response. Raises ResponseError when the
+        body breaks the framing the head declared (the connection is cut)."""
+
+    def can_send_file(self) -> bool:
+        """Whether `send_file` sends from the kernel (zero-copy) on this connection."""
+
+    async def send_file(self, file: Any, offset: int, count: int) -> None:
+        """`count` bytes of the open `file` from `offset` as the rest of the body, which the
+        head framed with a Content-Length; finishes the response."""
+
+    async def drain(self) -> None:
+        """Wait until the connection can take more (see `write_paused`)."""
+
+    def refuse(self, status: int, reason: str, headers: Headers) -> None:
+        """A small complete error answer (`reason` as its text) after which the connection
+        ends: how a request that asked to switch protocols is turned down."""
+
+    def fail(self) -> None:
+        """The answer cannot go on: a 500 when nothing was sent yet, else a cut connection."""
+
+    def finish(self) -> None:
+        """The app's call is over. A response it did not complete is completed for it: a
+        500 when nothing was sent, a cut connection when the head already went out."""
+
+    # -- switching protocols ---------------------------------------------------------
+
+    def switch(self, headers: Headers, open_session: Callable[[ByteStream], Upgraded]) -> Upgraded:
+        """Send 101 Switching Protocols with `headers`, then open the session on the
+        connection's byte stream: from now on every byte received goes to it, first those
+        the client sent after its request."""
+
+
+class ByteStream(Protocol):
+    """The connection as a byte stream, after a switch of protocols."""
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None:
+        """Close after what was written is sent."""
+
+    def abort(self) -> None: ...
+    def now(self) -> float:
+        """The event loop's clock, for deadlines."""
+
+
+class Upgraded(Protocol):
+    """A session that owns the connection after a switch (the WebSocket session)."""
+
+    deadline: float  # the loop time at which on_deadline is due (inf: none)
+
+    def data_received(self, data: bytes) -> None: ...
+    def writable(self) -> None:
+        """The connection drained what was written."""
+
+    def eof_received(self) -> None: ...
+    def connection_lost(self) -> None: ...
+    def on_deadline(self) -> None: ...
+    def shutdown(self) -> None:
+        """The server is stopping: close the session (WebSocket: 1012)."""

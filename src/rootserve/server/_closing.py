@@ -1,0 +1,126 @@
+"""How a connection ends: refusals (a request that broke a rule, or ran out of time),
+lingering after a closing answer, closing, aborting, and the graceful stop. A part of
+`Connection` (connection.py), which holds the state.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from rootserve.protocol.events import BadRequest
+from rootserve.protocol.exchange import Upgraded
+from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.server.exchange import HTTP11Exchange
+from rootserve.server.state import CLOSED, LINGER, NO_DEADLINE, ConnState, ServerState
+from rootserve.units import MIB
+
+__all__ = ["ClosingSide"]
+
+LINGER_MAX_BYTES: Final = 4 * MIB
+
+
+class ClosingSide:
+    """The ending half of Connection (which sets these attributes up)."""
+
+    state: ServerState
+    proto: HTTP11Connection
+    transport: Any
+    client_addr: tuple[str, int] | None
+    current: HTTP11Exchange | None
+    receiving: HTTP11Exchange | None
+    pipeline: deque[HTTP11Exchange | BadRequest]
+    session: Upgraded | None
+    at: ConnState
+    deadline: float
+    _sink: Callable[[bytes], None] | None
+    _read_paused: bool
+    _eof: bool
+    _lingered: int
+
+    if TYPE_CHECKING:
+        # Connection's own (declared here for mypy only: a real method here would shadow
+        # the one in the class that defines it, earlier in the MRO).
+        def write(self, data: bytes) -> None: ...
+        def enter(self, new: ConnState) -> None: ...
+
+    def _on_bad_request(self, event: BadRequest) -> None:
+        receiving = self.receiving
+        if receiving is not None:
+            # The body of a request whose head was fine broke a rule (a bad chunk, a 413
+            # by chunked size) or stalled (408): that request is over.
+            self.receiving = None
+            if receiving in self.pipeline:
+                self.pipeline.remove(receiving)  # still waiting: the app never sees it
+            elif receiving is not self.current or receiving.response_started:
+                # Answered already, or answering: the connection can only be cut.
+                receiving.disconnect()
+                self.state.log_bad_request(self.client_addr, event)
+                self.abort()
+                return
+            else:
+                # The app is reading it and has not answered: the refusal answers it.
+                receiving.disconnect()
+                self.current = None
+                self.proto.abandon()
+                self._answer_bad_request(event)
+                return
+        if self.current is None and not self.pipeline:
+            self._answer_bad_request(event)
+        else:
+            self.pipeline.append(event)
+
+    def _answer_bad_request(self, event: BadRequest) -> None:
+        self.state.log_bad_request(self.client_addr, event)
+        self.write(self.proto.error_response(event.status, event.reason))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after a closing answer without losing it. Closing a socket with unread
+        bytes makes the kernel reset the connection, and a reset can destroy the answer
+        before the client reads it; so stop sending (FIN), drop what the client still
+        sends for up to LINGER_SECONDS or LINGER_MAX_BYTES, then close."""
+        if self.at is CLOSED or self.at is LINGER:
+            return
+        if self._eof:
+            self.close()
+            return
+        try:
+            self.transport.write_eof()
+        except (NotImplementedError, OSError, RuntimeError):
+            self.close()
+            return
+        self.enter(LINGER)
+        self._sink = self._drop_lingering
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _drop_lingering(self, data: bytes) -> None:
+        self._lingered += len(data)
+        if self._lingered > LINGER_MAX_BYTES:
+            self.close()
+
+    def abort(self) -> None:
+        if self.at is not CLOSED:
+            self.at = CLOSED
+            self.deadline = NO_DEADLINE
+            self.transport.abort()
+
+    def close(self) -> None:
+        if self.at is not CLOSED:
+            self.at = CLOSED
+            self.deadline = NO_DEADLINE
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close when idle; otherwise after the response in progress,
+        whose head (if not sent yet) says so (RFC 9112 section 9.6). A session closes
+        its own way (WebSocket: 1012, Service Restart)."""
+        if self.session is not None:
+            self.session.shutdown()
+        elif self.current is None:
+            self.close()
+        else:
+            self.proto.close_after_response()

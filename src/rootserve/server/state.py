@@ -1,0 +1,151 @@
+"""What every connection of one worker shares, and the states a connection moves through.
+
+A connection is in one `ConnState` at a time, and each state has its deadline: the time a
+client gets to do what the state waits for. `NEXT` is the one table of the moves allowed;
+`Connection.enter` checks every move against it (closing, allowed from every state, is
+made directly), so a move nobody planned fails loudly in
+tests instead of leaving a connection with the wrong deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from rootserve.config import Config
+from rootserve.observe.access import AccessLog, NullAccessLog, printable
+from rootserve.protocol.events import BadRequest
+from rootserve.protocol.exchange import Exchange
+from rootserve.protocol.rules import Limits
+from rootserve.server.running import Running
+
+__all__ = ["NEXT", "NO_DEADLINE", "ConnState", "Runner", "ServerState"]
+
+logger = logging.getLogger("rootserve.error")
+
+NO_DEADLINE: Final = float("inf")
+LINGER_SECONDS: Final = 2.0  # after a closing answer, for the client to read it (see _linger)
+
+
+class ConnState(enum.IntEnum):
+    """An IntEnum, not an Enum: a plain Enum member hashes in Python (`Enum.__hash__`),
+    and every move looks its state up in two tables; an int hashes in C."""
+
+    NEW = 0  # accepted, nothing read yet
+    IDLE = 1  # waiting for the next request (keep-alive timeout)
+    HEAD = 2  # a request head is arriving (header timeout, RFC 9110 section 15.5.9)
+    BUSY = 3  # answering a request (no deadline: the app takes the time it takes)
+    BODY = 4  # a request body is arriving (body deadline: a minimum rate)
+    UPGRADED = 5  # the bytes belong to another protocol's session, which keeps its own time
+    LINGER = 6  # answered and closing: reading what the client still sends, then closing
+    CLOSED = 7
+
+
+NEW: Final = ConnState.NEW
+IDLE: Final = ConnState.IDLE
+HEAD: Final = ConnState.HEAD
+BUSY: Final = ConnState.BUSY
+BODY: Final = ConnState.BODY
+UPGRADED: Final = ConnState.UPGRADED
+LINGER: Final = ConnState.LINGER
+CLOSED: Final = ConnState.CLOSED
+
+# The moves a connection may make. BODY goes back to BUSY when the body is in while the
+# answer goes on, or straight to IDLE/HEAD when the answer was done first. Any state may
+# close, and any state that can still answer may linger after a closing answer.
+NEXT: Final[Mapping[ConnState, frozenset[ConnState]]] = {
+    NEW: frozenset({IDLE, CLOSED}),
+    IDLE: frozenset({HEAD, BUSY, BODY, LINGER, CLOSED}),
+    HEAD: frozenset({BUSY, BODY, LINGER, CLOSED}),
+    BUSY: frozenset({IDLE, HEAD, BODY, UPGRADED, LINGER, CLOSED}),
+    BODY: frozenset({IDLE, HEAD, BUSY, LINGER, CLOSED}),
+    UPGRADED: frozenset({CLOSED}),
+    LINGER: frozenset({CLOSED}),
+    CLOSED: frozenset(),
+}
+
+
+class Runner(Protocol):
+    """The adapter for one contract (ASGI HTTP, WebSocket or WSGI), as the server uses it."""
+
+    def attach(self, exchange: Exchange) -> None:
+        """Make the adapter's cycle for a request that just arrived; it becomes the
+        exchange's receiver (a body may be fed to it before its turn comes)."""
+
+    def start(self, exchange: Exchange) -> None:
+        """The request's turn: call the app for it."""
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(eq=False)
+class ServerState:
+    """What every connection of one worker shares."""
+
+    runner: Runner
+    loop: asyncio.AbstractEventLoop
+    limits: Limits
+    timeouts: Mapping[ConnState, float]  # seconds per state; 0: none
+    min_body_rate: float  # bytes per second a body must keep up once its grace is used
+    limit_concurrency: int
+    server_header: bytes | None
+    date_header: bool
+    access_log: AccessLog | NullAccessLog
+    websocket: Runner | None = None  # None: --ws off, or a WSGI app
+    running: Running = field(default_factory=Running)  # exchanges whose app call goes on
+    connections: Running = field(default_factory=Running)
+    sessions: Running = field(default_factory=Running)  # after a switch (WebSocket)
+    shutting_down: bool = False
+    # The keep-alive timeout, infinite for none, so that `now + idle_seconds` is the
+    # deadline either way (read on the way of every keep-alive response).
+    idle_seconds: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.idle_seconds = self.timeouts[IDLE] or NO_DEADLINE
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        runner: Runner,
+        loop: asyncio.AbstractEventLoop,
+        websocket: Runner | None = None,
+        **overrides: Any,
+    ) -> ServerState:
+        values: dict[str, Any] = {
+            "runner": runner,
+            "websocket": websocket,
+            "loop": loop,
+            "limits": Limits.from_config(config),
+            "timeouts": timeouts(config),
+            "min_body_rate": float(config.min_body_rate),
+            "limit_concurrency": config.limit_concurrency,
+            "server_header": b"rootserve" if config.server_header else None,
+            "date_header": config.date_header,
+            "access_log": AccessLog() if config.access_log else NullAccessLog(),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        logger.info("%s - rejected: %d %s", who, event.status, printable(event.reason))
+
+
+def timeouts(config: Config) -> dict[ConnState, float]:
+    """The deadline of each state, in seconds from entering it (0: none)."""
+    return {
+        NEW: 0,
+        IDLE: config.timeout_keep_alive,
+        HEAD: config.timeout_header,
+        BUSY: 0,  # Connection._start relies on this (it enters BUSY without a clock read)
+        BODY: config.timeout_body,
+        UPGRADED: 0,
+        LINGER: LINGER_SECONDS,
+        CLOSED: 0,
+    }
