@@ -198,3 +198,17 @@ def test_no_body_deadline_until_100_continue_is_sent():
     runner.started[0].want_body()
     assert transport.written == b"HTTP/1.1 100 Continue\r\n\r\n"
     assert (conn.at, conn.deadline) == (BODY, clock.now + 10)
+
+
+def test_identical_pipelined_requests_are_distinct_exchanges():
+    # Request is a dataclass that compares field by field; an exchange is itself only: the
+    # body of the third request breaks a rule, and the second (identical) one stays queued.
+    conn, _, _, runner = connect()
+    post = b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + post + b"0\r\n\r\n" + post)
+    second, third = conn.pipeline
+    assert second is not third and second != third and len({second, third}) == 2
+    conn.data_received(b"zz\r\n")  # not a chunk size: 400 for the third request
+    assert conn.pipeline[0] is second
+    assert [type(item).__name__ for item in conn.pipeline] == ["HTTP11Exchange", "BadRequest"]
+    assert len(runner.started) == 1

@@ -126,7 +126,10 @@ class HTTP11Exchange(Request):
     _answer: Answer = _WAITING
 
     scheme: ClassVar[str] = "http"  # TLS (issue 07) will make it the connection's
-    __hash__ = object.__hash__  # in the running set (Request, a dataclass, has none)
+    # Identity, not Request's field-by-field equality: two identical pipelined requests are
+    # two exchanges (`pipeline.remove`, `in`), and an exchange is kept in the running set.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def bind(self, conn: Connection) -> None:
         """The connection takes this request (for tests and the rare paths; the common
