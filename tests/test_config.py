@@ -206,8 +206,8 @@ def test_bad_pyproject_value_names_the_key(tmp_path: Path, line: str, key: str):
 
 
 def test_unknown_pyproject_key_is_rejected(tmp_path: Path):
-    path = pyproject(tmp_path, "workers = 4\n")
-    with pytest.raises(ConfigError, match="no setting 'workers'"):
+    path = pyproject(tmp_path, "wrokers = 4\n")
+    with pytest.raises(ConfigError, match="no setting 'wrokers'"):
         load_config({}, environ={}, pyproject=path)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,7 +12,9 @@ from rootserve import __version__
 from rootserve.config import Config, ConfigError, SettingInfo, load_config, setting_info
 from rootserve.exit_codes import EXIT_APP, EXIT_OK, EXIT_USAGE
 from rootserve.loading import AppLoadError, detect_interface, load_app
+from rootserve.observe.logs import setup_logging
 from rootserve.server.worker import Server
+from rootserve.supervisor.arbiter import Arbiter
 from rootserve.supervisor.sockets import BindError, bind_all
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -91,15 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger("rootserve")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
-
-
 def listen_addresses(config: Config) -> list[str]:
     if config.bind:
         return list(config.bind)
@@ -143,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if config.workers:
+            return Arbiter(config, sockets).run()
         return Server(config, app, sockets, interface=interface).run()
     finally:
         for sock in sockets:

@@ -102,6 +102,16 @@ class Config:
         metavar="N",
         group="app",
     )
+    workers: int = setting(
+        0,
+        "Worker processes under a supervisor, which holds the listening sockets, replaces "
+        "a worker that dies, and drains them all on TERM or INT (TTIN/TTOU: one more or "
+        "one fewer). 0 serves in this one process, with no supervisor.",
+        parse=parse_count,
+        short="-w",
+        metavar="N",
+        group="app",
+    )
     # -- where to listen
     host: str = setting("127.0.0.1", "Address to listen on.", group="listen")
     port: int = setting(

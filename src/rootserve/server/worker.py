@@ -81,6 +81,9 @@ class Server:
         self.addresses: list[str] = []
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The signals that ask for a graceful stop (a supervisor's worker takes only TERM:
+        # CTRL+C reaches the supervisor, which drains its workers once).
+        self.stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
         self.started = threading.Event()  # set once listening: for tests and embedding
         self.stopped = threading.Event()  # set once serve() has returned
         self.exit_code = EXIT_OK
@@ -204,13 +207,13 @@ class Server:
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # embedded in a thread (tests): stopped through request_stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.stop_signals:
             loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.stop_signals:
             loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: int) -> None:

@@ -1,0 +1,253 @@
+"""The supervisor: `rootserve -w N` runs N worker processes on sockets the parent holds.
+
+How this works. The parent binds every socket first (cli.py) and keeps them open for its
+whole life; each worker is a fresh interpreter (multiprocessing's spawn) that imports the
+app itself, receives the listening sockets and serves them with `server.worker.Server`.
+A worker that dies or is replaced never makes the port refuse a connection: the sockets
+stay open in the parent, so connections wait in the kernel's backlog until a worker
+accepts them (a server that re-binds per worker refuses them meanwhile).
+
+Signal handlers only enqueue the signal; one loop in the parent waits, without polling, on
+the workers' process sentinels, their readiness pipes and the signal wake-up pipe, and
+dispatches:
+- a worker that exits is replaced at once, with a growing delay while workers keep dying
+  before they get ready; a worker that exits with EXIT_APP before it was ready (its app
+  cannot start), or too many failed starts in a row, ends the server with EXIT_APP;
+- TERM or INT: each worker gets TERM and drains (server/worker.py: open requests finish,
+  keep-alive connections are told to close, WebSockets get 1012, all within
+  --timeout-graceful); the parent waits for them and exits 0; a second TERM or INT, or
+  QUIT, stops the workers at once (KILL);
+- TTIN / TTOU: one worker more, or one fewer (the youngest drains).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any, Final
+
+from rootserve.config import Config
+from rootserve.exit_codes import EXIT_APP, EXIT_OK
+from rootserve.loading import AppLoadError, detect_interface, load_app
+from rootserve.observe.logs import setup_logging
+from rootserve.server.worker import Server
+
+__all__ = ["Arbiter", "worker_main"]
+
+logger = logging.getLogger("rootserve.error")
+
+MAX_FAILED_STARTS: Final = 5  # workers in a row that die before they are ready
+BACKOFF_SECONDS: Final = (0.0, 0.1, 0.5, 1.0, 2.0)  # before each respawn, by failed starts
+KILL_AFTER_GRACE_SECONDS: Final = 5.0  # past --timeout-graceful, before KILL
+_HANDLED: Final = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
+_READY: Final = b"ready"
+
+
+def worker_main(config: Config, sockets: list[socket.socket], ready: Pipe) -> None:
+    """A worker process: import the app, serve the inherited sockets, exit with the code."""
+    setup_logging(config.log_level, with_pid=True)
+    try:
+        app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+        interface = config.interface
+        if interface == "auto":
+            interface = detect_interface(app)
+    except AppLoadError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(EXIT_APP) from None
+    server = Server(config, app, sockets, interface=interface, multiprocess=True)
+    server.stop_signals = (signal.SIGTERM,)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # CTRL+C reaches the whole group
+
+    def report_ready() -> None:
+        if server.started.wait() and not server.stopped.is_set():
+            with contextlib.suppress(OSError):
+                ready.send_bytes(_READY)
+
+    threading.Thread(target=report_ready, name="rootserve-ready", daemon=True).start()
+    raise SystemExit(server.run())
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    ready_pipe: Pipe
+    ready: bool = False
+    stopping: bool = False
+
+
+@dataclass(eq=False)
+class Arbiter:
+    """Keep `config.workers` workers serving `sockets` until told to stop."""
+
+    config: Config
+    sockets: list[socket.socket]
+    workers: list[_Worker] = field(default_factory=list)
+    _signals: deque[int] = field(default_factory=deque)
+    _failed_starts: int = 0
+    _exit_code: int = EXIT_OK
+    _stopping: bool = False
+    _deadline: float = float("inf")  # once stopping: when the workers left are killed
+
+    def run(self) -> int:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        previous = {sig: signal.signal(sig, self._enqueue) for sig in _HANDLED}
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        try:
+            self._banner()
+            for _ in range(self.config.workers):
+                self._spawn()
+            self._loop(wake_r)
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+        return self._exit_code
+
+    # -- the one loop -------------------------------------------------------------------
+
+    def _enqueue(self, sig: int, frame: Any) -> None:
+        self._signals.append(sig)  # only enqueue: the loop acts on it
+
+    def _loop(self, wake_r: int) -> None:
+        while self.workers:
+            waitables: list[Any] = [wake_r]
+            for worker in self.workers:
+                waitables.append(worker.process.sentinel)
+                if not worker.ready:
+                    waitables.append(worker.ready_pipe)
+            timeout = None
+            if self._stopping:
+                timeout = max(0.0, self._deadline - time.monotonic())
+            for ready in wait(waitables, timeout):
+                if ready == wake_r:
+                    os.read(wake_r, 512)
+            if self._stopping and time.monotonic() >= self._deadline:
+                for worker in self.workers:
+                    if worker.process.is_alive():
+                        logger.warning(
+                            "Worker %d still running after the graceful time: killing it",
+                            worker.process.pid,
+                        )
+                        worker.process.kill()
+                self._deadline = float("inf")
+            while self._signals:
+                self._on_signal(self._signals.popleft())
+            self._check_ready()
+            self._reap()
+
+    def _check_ready(self) -> None:
+        for worker in self.workers:
+            if not worker.ready and worker.ready_pipe.poll():
+                with contextlib.suppress(EOFError, OSError):
+                    worker.ready = worker.ready_pipe.recv_bytes() == _READY
+                if worker.ready:
+                    self._failed_starts = 0
+                    logger.info("Worker %d ready", worker.process.pid)
+
+    def _reap(self) -> None:
+        for worker in [w for w in self.workers if not w.process.is_alive()]:
+            self.workers.remove(worker)
+            worker.process.join()
+            worker.ready_pipe.close()
+            code = worker.process.exitcode
+            if worker.stopping or self._stopping:
+                continue
+            if not worker.ready:
+                self._failed_starts += 1
+                if code == EXIT_APP or self._failed_starts >= MAX_FAILED_STARTS:
+                    logger.error(
+                        "Worker %d exited with %s before it was ready (%d failed start(s) in "
+                        "a row): stopping (fix the app's import or startup)",
+                        worker.process.pid,
+                        code,
+                        self._failed_starts,
+                    )
+                    self._exit_code = EXIT_APP
+                    self._stop(signal.SIGTERM)
+                    return
+            logger.warning("Worker %d exited with %s; starting another", worker.process.pid, code)
+            delay = BACKOFF_SECONDS[min(self._failed_starts, len(BACKOFF_SECONDS) - 1)]
+            if delay:
+                time.sleep(delay)  # a worker that keeps dying must not spin the parent
+            self._spawn()
+
+    # -- signals --------------------------------------------------------------------------
+
+    def _on_signal(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            if self._stopping:
+                logger.warning("Second %s: stopping the workers now", name)
+                self._stop(signal.SIGKILL)
+            else:
+                logger.info("%s: draining %d worker(s)", name, len(self.workers))
+                self._stop(signal.SIGTERM)
+        elif sig == signal.SIGQUIT:
+            logger.warning("QUIT: stopping the workers now")
+            self._stop(signal.SIGKILL)
+        elif sig == signal.SIGTTIN and not self._stopping:
+            self._spawn()
+            logger.info("TTIN: %d worker(s)", self._serving())
+        elif sig == signal.SIGTTOU and not self._stopping and self._serving() > 1:
+            youngest = [w for w in self.workers if not w.stopping][-1]
+            youngest.stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(youngest.process.pid or 0, signal.SIGTERM)
+            logger.info("TTOU: %d worker(s)", self._serving())
+
+    def _serving(self) -> int:
+        return sum(1 for w in self.workers if not w.stopping)
+
+    def _stop(self, sig: int) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self._deadline = time.monotonic() + (
+                (self.config.timeout_graceful or 24 * 3600.0) + KILL_AFTER_GRACE_SECONDS
+            )
+        for worker in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.process.pid or 0, sig)
+
+    # -- workers --------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        ready_r, ready_w = context.Pipe(duplex=False)
+        process = context.Process(
+            target=worker_main,
+            args=(self.config, self.sockets, ready_w),
+            name="rootserve-worker",
+            daemon=False,
+        )
+        process.start()
+        ready_w.close()  # the worker holds the other end; EOF when it dies
+        self.workers.append(_Worker(process, ready_r))
+
+    def _banner(self) -> None:
+        logger.info(
+            "Supervisor %d: %d worker(s), app %s, loop %s",
+            os.getpid(),
+            self.config.workers,
+            self.config.app or "(the built-in demo)",
+            self.config.loop,
+        )

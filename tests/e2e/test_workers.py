@@ -1,0 +1,199 @@
+"""`rootserve -w N`: a supervisor and its worker processes, over real sockets and signals.
+
+Each test starts the CLI as a subprocess on 127.0.0.1 port 0, reads its log as it goes (a
+thread, so that a full pipe never blocks the server) and waits on log lines, never on
+sleeps; every process is ended by its pid, and every load is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from tests.helpers import ROOT, cli_env
+
+pytestmark = pytest.mark.slow
+
+APP = "tests.apps.pid_app:app"
+WAIT = 30.0  # seconds, at most, for a line the supervisor or a worker must log
+
+
+class Supervisor:
+    """A `rootserve -w N` subprocess and its log, read by a thread as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rootserve", "--app-dir", str(ROOT), "--port", "0",
+             "--no-access-log", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=cli_env(),
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            with self._changed:
+                self.lines.append(raw.decode(errors="replace").rstrip())
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, count: int = 1) -> list[re.Match[str]]:
+        """The first `count` log lines matching `pattern`, waiting for them."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + WAIT
+        with self._changed:
+            while True:
+                found = [m for m in map(regex.search, self.lines) if m]
+                if len(found) >= count:
+                    return found[:count]
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    log = "\n".join(self.lines[-30:])
+                    raise AssertionError(f"no {count} line(s) like {pattern!r}; log:\n{log}")
+                self._changed.wait(left)
+
+    @property
+    def port(self) -> int:
+        return int(self.wait_for(r"Listening on http://127\.0\.0\.1:(\d+)")[0][1])
+
+    def worker_pids(self, count: int) -> list[int]:
+        return [int(m[1]) for m in self.wait_for(r"Worker (\d+) ready", count)]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(WAIT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join(WAIT)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+
+
+@contextmanager
+def supervisor(*args: str) -> Iterator[Supervisor]:
+    running = Supervisor(*args)
+    try:
+        yield running
+    finally:
+        running.stop(signal.SIGKILL if running.proc.poll() is None else signal.SIGTERM)
+        for line in running.lines:  # workers left behind would keep serving the port
+            if m := re.search(r"Worker (\d+) ready", line):
+                with pytest.raises(ProcessLookupError):
+                    os.kill(int(m[1]), 0)
+
+
+def get_pid(port: int) -> int:
+    """One GET on a fresh connection; the pid of the worker that answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), data
+    return int(body)
+
+
+def test_two_workers_serve_from_two_pids_and_stop_on_term():
+    with supervisor(APP, "-w", "2") as running:
+        pids = set(running.worker_pids(2))
+        port = running.port
+        assert os.getpid() not in pids and running.proc.pid not in pids
+        seen: set[int] = set()
+        for _ in range(400):  # bounded: the kernel hands connections to either worker
+            seen.add(get_pid(port))
+            if seen == pids:
+                break
+        assert seen == pids
+        assert running.stop(signal.SIGTERM) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_killed_worker_is_replaced_and_no_connection_is_refused(workers: str):
+    with supervisor(APP, "-w", workers) as running:
+        first = running.worker_pids(int(workers))
+        port = running.port
+        answered: list[int] = []
+        failures: list[BaseException] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            deadline = time.monotonic() + WAIT
+            while not stop.is_set() and time.monotonic() < deadline and len(answered) < 5000:
+                try:
+                    answered.append(get_pid(port))
+                except (OSError, AssertionError) as exc:  # a refusal, a reset, a bad answer
+                    failures.append(exc)
+
+        client = threading.Thread(target=load)
+        client.start()
+        try:
+            while not answered:
+                time.sleep(0.01)  # a poll interval: wait for the load to be under way
+            killed_at = time.monotonic()
+            os.kill(first[0], signal.SIGKILL)
+            replacement = running.worker_pids(int(workers) + 1)[-1]
+            replaced_after = time.monotonic() - killed_at
+            count = len(answered)
+            while len(answered) < count + 20 and client.is_alive():
+                time.sleep(0.01)  # a poll interval: requests after the replacement
+        finally:
+            stop.set()
+            client.join(WAIT)
+        assert replacement not in first
+        assert replacement in answered[count:] or int(workers) > 1
+        print(f"-w {workers}: {len(answered)} answered, {len(failures)} failed; "
+              f"replaced {replaced_after:.2f} s after the KILL")  # fmt: skip
+        # A connection to a dying worker may be reset; the port itself is never refused.
+        assert not [f for f in failures if isinstance(f, ConnectionRefusedError)]
+        assert running.stop() == 0
+
+
+def test_ttin_and_ttou_change_the_number_of_workers():
+    with supervisor(APP, "-w", "1") as running:
+        running.worker_pids(1)
+        running.proc.send_signal(signal.SIGTTIN)
+        added = running.worker_pids(2)[1]
+        running.wait_for(r"TTIN: 2 worker")
+        running.proc.send_signal(signal.SIGTTOU)
+        running.wait_for(r"TTOU: 1 worker")
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                os.kill(added, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)  # a poll interval: the youngest worker drains and exits
+        else:
+            pytest.fail("the youngest worker did not exit after TTOU")
+        assert running.stop() == 0
+
+
+def test_workers_that_cannot_start_end_the_server_with_exit_3():
+    started = time.monotonic()
+    with supervisor("tests.apps.pid_app:failing_startup", "-w", "2") as running:
+        assert running.proc.wait(WAIT) == 3
+        assert time.monotonic() - started < WAIT
+        running.wait_for(r"before it was ready")
+        running.wait_for(r"no database")
