@@ -197,3 +197,20 @@ def test_workers_that_cannot_start_end_the_server_with_exit_3():
         assert time.monotonic() - started < WAIT
         running.wait_for(r"before it was ready")
         running.wait_for(r"no database")
+
+
+def test_workers_stop_when_the_supervisor_is_killed():
+    with supervisor(APP, "-w", "2") as running:
+        pids = running.worker_pids(2)
+        running.proc.kill()
+        running.proc.wait(WAIT)
+        deadline = time.monotonic() + WAIT
+        alive = set(pids)
+        while alive and time.monotonic() < deadline:
+            for pid in list(alive):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    alive.discard(pid)
+            time.sleep(0.05)  # a poll interval: orphans are not our children to wait on
+        assert not alive, f"workers {alive} kept running without their supervisor"

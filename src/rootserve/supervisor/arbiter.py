@@ -60,8 +60,12 @@ _HANDLED: Final = (
 _READY: Final = b"ready"
 
 
-def worker_main(config: Config, sockets: list[socket.socket], ready: Pipe) -> None:
-    """A worker process: import the app, serve the inherited sockets, exit with the code."""
+def worker_main(
+    config: Config, sockets: list[socket.socket], ready: Pipe, supervisor: Pipe
+) -> None:
+    """A worker process: import the app, serve the inherited sockets, exit with the code.
+    `supervisor` is a pipe the parent never writes to: its end of file means the parent is
+    gone (killed, say), and the worker drains and exits rather than serve unsupervised."""
     setup_logging(config.log_level, with_pid=True)
     try:
         app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
@@ -80,7 +84,15 @@ def worker_main(config: Config, sockets: list[socket.socket], ready: Pipe) -> No
             with contextlib.suppress(OSError):
                 ready.send_bytes(_READY)
 
+    def watch_supervisor() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            supervisor.recv_bytes()
+        if not server.stopped.is_set():
+            logger.warning("The supervisor is gone: stopping")
+            server.request_stop()
+
     threading.Thread(target=report_ready, name="rootserve-ready", daemon=True).start()
+    threading.Thread(target=watch_supervisor, name="rootserve-watch", daemon=True).start()
     raise SystemExit(server.run())
 
 
@@ -88,6 +100,7 @@ def worker_main(config: Config, sockets: list[socket.socket], ready: Pipe) -> No
 class _Worker:
     process: BaseProcess
     ready_pipe: Pipe
+    alive_pipe: Pipe  # never written: the worker sees its end of file if we die
     ready: bool = False
     stopping: bool = False
 
@@ -169,6 +182,7 @@ class Arbiter:
             self.workers.remove(worker)
             worker.process.join()
             worker.ready_pipe.close()
+            worker.alive_pipe.close()
             code = worker.process.exitcode
             if worker.stopping or self._stopping:
                 continue
@@ -233,15 +247,17 @@ class Arbiter:
     def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")
         ready_r, ready_w = context.Pipe(duplex=False)
+        alive_r, alive_w = context.Pipe(duplex=False)
         process = context.Process(
             target=worker_main,
-            args=(self.config, self.sockets, ready_w),
+            args=(self.config, self.sockets, ready_w, alive_r),
             name="rootserve-worker",
             daemon=False,
         )
         process.start()
-        ready_w.close()  # the worker holds the other end; EOF when it dies
-        self.workers.append(_Worker(process, ready_r))
+        ready_w.close()  # the worker holds the other ends
+        alive_r.close()
+        self.workers.append(_Worker(process, ready_r, alive_w))
 
     def _banner(self) -> None:
         logger.info(
