@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from tests.helpers import ROOT, cli_env
@@ -214,3 +215,118 @@ def test_workers_stop_when_the_supervisor_is_killed():
                     alive.discard(pid)
             time.sleep(0.05)  # a poll interval: orphans are not our children to wait on
         assert not alive, f"workers {alive} kept running without their supervisor"
+
+
+class KeepAliveClient:
+    """GETs on one keep-alive connection, as a browser or curl does them: a new connection
+    after a response that says `Connection: close`, and one retry of a GET whose reused
+    connection was closed before any byte of the answer (RFC 9112 section 9.3.1)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.retries = 0
+
+    def get(self) -> int:
+        for attempt in range(2):
+            reused = self.sock is not None
+            if self.sock is None:
+                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            try:
+                self.sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                answer = self._read()
+            except OSError:
+                answer = None
+            if answer is None:  # closed before any byte of the answer
+                self.close()
+                if reused and attempt == 0:
+                    self.retries += 1
+                    continue
+                raise ConnectionError("no answer on a new connection")
+            head, body = answer
+            if b"connection: close" in head.lower():
+                self.close()
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            return int(body)
+        raise AssertionError("unreachable")
+
+    def _read(self) -> tuple[bytes, bytes] | None:
+        assert self.sock is not None
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                if data:
+                    raise ConnectionError(f"cut mid-answer: {data!r}")
+                return None
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head.lower())[1])  # type: ignore[index]
+        while len(body) < length:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("cut mid-body")
+            body += chunk
+        return head, body
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def test_hup_restarts_every_worker_under_load_without_a_failed_request():
+    with supervisor(APP, "-w", "2") as running:
+        old = set(running.worker_pids(2))
+        port = running.port
+        answered: list[int] = []
+        failures: list[BaseException] = []
+        retries: list[int] = []
+        hup_sent = threading.Event()
+
+        def load(count: int) -> None:
+            client = KeepAliveClient(port)
+            try:
+                for _ in range(count):
+                    try:
+                        answered.append(client.get())
+                    except (OSError, AssertionError) as exc:
+                        failures.append(exc)
+                    if len(answered) >= 200 and not hup_sent.is_set():
+                        hup_sent.set()
+                        running.proc.send_signal(signal.SIGHUP)
+            finally:
+                retries.append(client.retries)
+                client.close()
+
+        clients = [threading.Thread(target=load, args=(500,)) for _ in range(4)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(WAIT * 2)
+        running.wait_for(r"Rolling restart done")
+        new = set(running.worker_pids(4)[2:])
+        print(f"HUP under load: {len(answered)} answered, {len(failures)} failed, "
+              f"{sum(retries)} GET(s) retried on a closed keep-alive connection")  # fmt: skip
+        assert not failures
+        assert len(answered) == 2000
+        assert not new & old
+        assert {get_pid(port) for _ in range(50)} <= new
+        assert running.stop() == 0
+
+
+def test_hup_with_code_that_cannot_import_keeps_the_old_workers(tmp_path: Path):
+    module = tmp_path / "edited_app.py"
+    module.write_text((ROOT / "tests" / "apps" / "pid_app.py").read_text())
+    with supervisor("edited_app:app", "--app-dir", str(tmp_path), "-w", "2") as running:
+        old = set(running.worker_pids(2))
+        port = running.port
+        module.write_text("this is not python\n")
+        running.proc.send_signal(signal.SIGHUP)
+        running.wait_for(r"Rolling restart stopped")
+        assert {get_pid(port) for _ in range(20)} <= old  # the old code goes on serving
+        module.write_text((ROOT / "tests" / "apps" / "pid_app.py").read_text())
+        running.proc.send_signal(signal.SIGHUP)
+        running.wait_for(r"Rolling restart done")
+        assert not {get_pid(port) for _ in range(20)} & old
+        assert running.stop() == 0

@@ -17,6 +17,11 @@ dispatches:
   keep-alive connections are told to close, WebSockets get 1012, all within
   --timeout-graceful); the parent waits for them and exits 0; a second TERM or INT, or
   QUIT, stops the workers at once (KILL);
+- HUP: a rolling restart. One new worker starts; once it is ready (its lifespan startup
+  done), one old worker drains, and the next new one starts, until every worker is new:
+  the new code serves before the old stops, so no request fails. A new worker that
+  cannot start (its code does not import, its startup fails) stops the roll, and the old
+  workers go on serving; one line says why;
 - TTIN / TTOU: one worker more, or one fewer (the youngest drains).
 """
 
@@ -51,6 +56,7 @@ MAX_FAILED_STARTS: Final = 5  # workers in a row that die before they are ready
 BACKOFF_SECONDS: Final = (0.0, 0.1, 0.5, 1.0, 2.0)  # before each respawn, by failed starts
 KILL_AFTER_GRACE_SECONDS: Final = 5.0  # past --timeout-graceful, before KILL
 _HANDLED: Final = (
+    signal.SIGHUP,
     signal.SIGTERM,
     signal.SIGINT,
     signal.SIGQUIT,
@@ -103,6 +109,7 @@ class _Worker:
     alive_pipe: Pipe  # never written: the worker sees its end of file if we die
     ready: bool = False
     stopping: bool = False
+    rolling: bool = False  # started by a rolling restart, not ready yet
 
 
 @dataclass(eq=False)
@@ -117,6 +124,7 @@ class Arbiter:
     _exit_code: int = EXIT_OK
     _stopping: bool = False
     _deadline: float = float("inf")  # once stopping: when the workers left are killed
+    _to_retire: list[_Worker] = field(default_factory=list)  # old workers of a roll
 
     def run(self) -> int:
         wake_r, wake_w = os.pipe()
@@ -176,6 +184,9 @@ class Arbiter:
                 if worker.ready:
                     self._failed_starts = 0
                     logger.info("Worker %d ready", worker.process.pid)
+                    if worker.rolling:
+                        worker.rolling = False
+                        self._roll_on()
 
     def _reap(self) -> None:
         for worker in [w for w in self.workers if not w.process.is_alive()]:
@@ -185,6 +196,16 @@ class Arbiter:
             worker.alive_pipe.close()
             code = worker.process.exitcode
             if worker.stopping or self._stopping:
+                continue
+            if worker.rolling:
+                logger.error(
+                    "Rolling restart stopped: new worker %d exited with %s before it was ready "
+                    "(see its error above); the %d old worker(s) go on serving",
+                    worker.process.pid,
+                    code,
+                    len(self._to_retire),
+                )
+                self._to_retire.clear()
                 continue
             if not worker.ready:
                 self._failed_starts += 1
@@ -216,6 +237,13 @@ class Arbiter:
             else:
                 logger.info("%s: draining %d worker(s)", name, len(self.workers))
                 self._stop(signal.SIGTERM)
+        elif sig == signal.SIGHUP and not self._stopping:
+            if self._to_retire:
+                logger.info("HUP: a rolling restart is under way already")
+            else:
+                self._to_retire = [w for w in self.workers if not w.stopping]
+                logger.info("HUP: restarting %d worker(s), one at a time", len(self._to_retire))
+                self._spawn(rolling=True)
         elif sig == signal.SIGQUIT:
             logger.warning("QUIT: stopping the workers now")
             self._stop(signal.SIGKILL)
@@ -244,7 +272,22 @@ class Arbiter:
 
     # -- workers --------------------------------------------------------------------------
 
-    def _spawn(self) -> None:
+    def _roll_on(self) -> None:
+        """A new worker of a rolling restart is ready: retire one old worker, and start the
+        next new one while old ones are left."""
+        while self._to_retire:
+            old = self._to_retire.pop(0)
+            if old in self.workers and not old.stopping:
+                old.stopping = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(old.process.pid or 0, signal.SIGTERM)
+                break
+        if self._to_retire:
+            self._spawn(rolling=True)
+        else:
+            logger.info("Rolling restart done: %d worker(s)", self._serving())
+
+    def _spawn(self, *, rolling: bool = False) -> None:
         context = multiprocessing.get_context("spawn")
         ready_r, ready_w = context.Pipe(duplex=False)
         alive_r, alive_w = context.Pipe(duplex=False)
@@ -257,7 +300,7 @@ class Arbiter:
         process.start()
         ready_w.close()  # the worker holds the other ends
         alive_r.close()
-        self.workers.append(_Worker(process, ready_r, alive_w))
+        self.workers.append(_Worker(process, ready_r, alive_w, rolling=rolling))
 
     def _banner(self) -> None:
         logger.info(
