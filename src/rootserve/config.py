@@ -222,6 +222,14 @@ class Config:
         metavar="BYTES",
         group="limits",
     )
+    shutdown_delay: float = setting(
+        0 * SECONDS,
+        "On TERM or INT, keep serving this many seconds before draining: the time a load "
+        "balancer or Kubernetes needs to stop sending to this server (0: drain at once).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
     timeout_graceful: float = setting(
         30 * SECONDS,
         "On shutdown, wait this long for requests in progress before cancelling them "

@@ -330,3 +330,52 @@ def test_hup_with_code_that_cannot_import_keeps_the_old_workers(tmp_path: Path):
         running.wait_for(r"Rolling restart done")
         assert not {get_pid(port) for _ in range(20)} & old
         assert running.stop() == 0
+
+
+def slow_get(port: int) -> bytes:
+    """GET /slow (it takes a second); everything received until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    return data
+
+
+def test_term_lets_requests_in_flight_finish_and_exits_0():
+    with supervisor(APP, "-w", "2") as running:
+        running.worker_pids(2)
+        port = running.port
+        results: list[bytes] = []
+        in_flight = [
+            threading.Thread(target=lambda: results.append(slow_get(port))) for _ in range(6)
+        ]
+        for thread in in_flight:
+            thread.start()
+        time.sleep(0.3)  # a deliberate wait: the slow requests reach the workers first
+        running.proc.send_signal(signal.SIGTERM)
+        for thread in in_flight:
+            thread.join(WAIT)
+        assert len(results) == 6
+        for data in results:
+            assert data.startswith(b"HTTP/1.1 200 "), data
+            assert b"connection: close" in data.lower()  # told not to send another
+        assert running.stop() == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_shutdown_delay_keeps_serving_before_the_drain():
+    with supervisor(APP, "-w", "1", "--shutdown-delay", "1.5") as running:
+        running.worker_pids(1)
+        port = running.port
+        running.proc.send_signal(signal.SIGTERM)
+        termed = time.monotonic()
+        running.wait_for(r"serving 1\.5s more first")
+        served = 0
+        while time.monotonic() - termed < 1.0:  # well inside the delay
+            get_pid(port)
+            served += 1
+        assert served > 0
+        assert running.proc.wait(WAIT) == 0  # no second TERM: that would cut the drain
+        assert time.monotonic() - termed >= 1.5

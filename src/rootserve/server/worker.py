@@ -165,6 +165,11 @@ class Server:
         self.started.set()
         try:
             await self._stop.wait()
+            if config.shutdown_delay:
+                # A load balancer (or Kubernetes, after a pod is marked terminating) still
+                # sends for a while: keep serving, then drain. A second signal cuts it short.
+                logger.info("Stop requested: serving %.1fs more first", config.shutdown_delay)
+                await asyncio.sleep(config.shutdown_delay)
         finally:
             logger.info("Shutting down")
             await self._shutdown(state, servers)
