@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from rootserve.loading import AppLoadError, detect_interface, load_app
 from rootserve.observe.logs import setup_logging
 from rootserve.server.worker import Server
 from rootserve.supervisor.arbiter import Arbiter
-from rootserve.supervisor.sockets import BindError, bind_all
+from rootserve.supervisor.sockets import BindError, bind_all, systemd_sockets
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -93,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def listen_addresses(config: Config) -> list[str]:
+    """--bind, else the sockets systemd passed (socket activation), else --host/--port."""
     if config.bind:
         return list(config.bind)
+    activated = systemd_sockets()
+    if activated:
+        return activated
     host = f"[{config.host}]" if ":" in config.host else config.host
     return [f"{host}:{config.port}"]
 
@@ -134,10 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BindError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    pid_file = Path(config.pid) if config.pid else None
     try:
+        if pid_file is not None:
+            try:
+                pid_file.write_text(f"{os.getpid()}\n")
+            except OSError as exc:
+                pid_file = None
+                print(f"error: --pid {config.pid}: {exc.strerror}", file=sys.stderr)
+                return EXIT_USAGE
         if config.workers:
             return Arbiter(config, sockets).run()
         return Server(config, app, sockets, interface=interface).run()
     finally:
         for sock in sockets:
             sock.close()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)

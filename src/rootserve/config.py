@@ -112,6 +112,13 @@ class Config:
         metavar="N",
         group="app",
     )
+    pid: str = setting(
+        "",
+        "Write the pid of the server (the supervisor's, with --workers) to this file, and "
+        "remove it at exit.",
+        metavar="PATH",
+        group="app",
+    )
     # -- where to listen
     host: str = setting("127.0.0.1", "Address to listen on.", group="listen")
     port: int = setting(

@@ -7,7 +7,6 @@ import os
 
 from rootserve.types import Receive, Scope, Send
 
-
 SLOW_SECONDS = 1.0  # how long /slow takes to answer
 
 

@@ -379,3 +379,24 @@ def test_shutdown_delay_keeps_serving_before_the_drain():
         assert served > 0
         assert running.proc.wait(WAIT) == 0  # no second TERM: that would cut the drain
         assert time.monotonic() - termed >= 1.5
+
+
+def test_pid_file_holds_the_supervisor_pid_and_is_removed_at_exit(tmp_path: Path):
+    path = tmp_path / "rootserve.pid"
+    with supervisor(APP, "-w", "1", "--pid", str(path)) as running:
+        running.worker_pids(1)
+        assert path.read_text() == f"{running.proc.pid}\n"
+        assert running.stop() == 0
+        assert not path.exists()
+
+
+def test_pid_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "rootserve", "--port", "0", "--pid", str(tmp_path / "no/x.pid")],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        env=cli_env(),
+    )
+    assert done.returncode == 2
+    assert "--pid" in done.stderr.strip().splitlines()[-1]

@@ -6,7 +6,9 @@ import os
 import socket
 import stat
 
-__all__ = ["BindError", "bind_all", "parse_address"]
+__all__ = ["BindError", "bind_all", "parse_address", "systemd_sockets"]
+
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed descriptor
 
 
 class BindError(Exception):
@@ -109,3 +111,19 @@ def bind_all(addresses: list[str], backlog: int) -> list[socket.socket]:
             sock.close()
         raise
     return sockets
+
+
+def systemd_sockets(environ: dict[str, str] | None = None) -> list[str]:
+    """`fd://N` addresses for the sockets systemd passed (socket activation, see
+    sd_listen_fds(3)): `LISTEN_FDS` descriptors from 3 on, when `LISTEN_PID` is this
+    process. The variables are removed, so that no child takes the sockets for its own."""
+    env = os.environ if environ is None else environ
+    if env.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(env.get("LISTEN_FDS", "0"))
+    except ValueError:
+        raise BindError(f"LISTEN_FDS={env.get('LISTEN_FDS')!r} is not a number") from None
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    return [f"fd://{fd}" for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)]
