@@ -229,6 +229,16 @@ class Config:
         metavar="BYTES",
         group="limits",
     )
+    timeout_worker_healthcheck: float = setting(
+        30 * SECONDS,
+        "With --workers: a worker whose event loop has not run for this many seconds is "
+        "hung (an ASGI app blocking its loop); the stacks of its threads are logged, then it "
+        "is killed and replaced. A WSGI app busy on every app thread is not hung: its loop "
+        "still runs (0: no check). gunicorn calls its nearest setting --timeout.",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="limits",
+    )
     shutdown_delay: float = setting(
         0 * SECONDS,
         "On TERM or INT, keep serving this many seconds before draining: the time a load "

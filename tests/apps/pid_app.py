@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from rootserve.types import Receive, Scope, Send
 
 SLOW_SECONDS = 1.0  # how long /slow takes to answer
+BLOCK_SECONDS = 20.0  # how long /block holds the event loop (the supervisor acts first)
+BUSY_SECONDS = 2.0  # how long the WSGI app holds its app thread
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -15,6 +20,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["path"] == "/slow":
         await asyncio.sleep(SLOW_SECONDS)
+    elif scope["path"] == "/block":
+        time.sleep(BLOCK_SECONDS)  # the mistake: blocking code on the event loop
     body = str(os.getpid()).encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})
@@ -27,3 +34,10 @@ async def failing_startup(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "lifespan.startup.failed", "message": "no database"})
         return
     await app(scope, receive, send)
+
+
+def wsgi_busy(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Holds its app thread: busy, not hung (the worker's loop still runs)."""
+    time.sleep(BUSY_SECONDS)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]

@@ -7,6 +7,7 @@ sleeps; every process is ended by its pid, and every load is bounded in count an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -95,11 +96,20 @@ def supervisor(*args: str) -> Iterator[Supervisor]:
     try:
         yield running
     finally:
-        running.stop(signal.SIGKILL if running.proc.poll() is None else signal.SIGTERM)
-        for line in running.lines:  # workers left behind would keep serving the port
-            if m := re.search(r"Worker (\d+) ready", line):
-                with pytest.raises(ProcessLookupError):
-                    os.kill(int(m[1]), 0)
+        running.stop()
+        # Workers left behind would keep serving the port: each must be gone (bounded).
+        pids = {
+            int(m[1]) for m in map(re.compile(r"Worker (\d+) ready").search, running.lines) if m
+        }
+        deadline = time.monotonic() + WAIT
+        while pids and time.monotonic() < deadline:
+            for pid in list(pids):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    pids.discard(pid)
+            time.sleep(0.05)  # a poll interval: they are not our children to wait on
+        assert not pids, f"workers {pids} outlived their supervisor"
 
 
 def get_pid(port: int) -> int:
@@ -400,3 +410,45 @@ def test_pid_file_that_cannot_be_written_is_a_usage_error(tmp_path: Path):
     )
     assert done.returncode == 2
     assert "--pid" in done.stderr.strip().splitlines()[-1]
+
+
+def request_quietly(port: int, path: str) -> None:
+    """A request whose answer does not matter (the worker may be killed under it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        with contextlib.suppress(OSError):
+            sock.recv(4096)
+
+
+def test_a_worker_whose_loop_is_blocked_is_dumped_killed_and_replaced():
+    with supervisor(APP, "-w", "1", "--timeout-worker-healthcheck", "2") as running:
+        hung = running.worker_pids(1)[0]
+        port = running.port
+        blocker = threading.Thread(target=request_quietly, args=(port, "/block"))
+        blocker.start()
+        line = running.wait_for(rf"Worker {hung} is hung: .* for (\d+\.\d)s")[0]
+        assert float(line[1]) >= 2.0
+        running.wait_for(r"time\.sleep\(BLOCK_SECONDS\)|pid_app\.py\", line \d+ in app")
+        replacement = running.worker_pids(2)[1]
+        assert replacement != hung
+        assert get_pid(port) == replacement
+        blocker.join(WAIT)
+        assert running.stop() == 0
+
+
+def test_a_wsgi_worker_busy_on_every_thread_is_not_hung():
+    app = "tests.apps.pid_app:wsgi_busy"
+    with supervisor(
+        app, "-w", "1", "--threads", "1", "--timeout-worker-healthcheck", "1"
+    ) as running:
+        pid = running.worker_pids(1)[0]
+        port = running.port
+        answers: list[int] = []
+        clients = [threading.Thread(target=lambda: answers.append(get_pid(port))) for _ in range(2)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(WAIT)
+        assert answers == [pid, pid]  # 2 x BUSY_SECONDS on one thread: the loop still beat
+        assert not [line for line in running.lines if "is hung" in line]
+        assert running.stop() == 0

@@ -18,6 +18,7 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from rootserve.asgi._websocket_session import CLOSE_TIMEOUT
@@ -84,6 +85,9 @@ class Server:
         # The signals that ask for a graceful stop (a supervisor's worker takes only TERM:
         # CTRL+C reaches the supervisor, which drains its workers once).
         self.stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+        # Called on the loop at every reaper pass (at most MAX_TICK apart): a supervisor's
+        # worker proves with it that its loop is alive (supervisor/arbiter.py).
+        self.heartbeat: Callable[[], None] = _no_heartbeat
         self.started = threading.Event()  # set once listening: for tests and embedding
         self.stopped = threading.Event()  # set once serve() has returned
         self.exit_code = EXIT_OK
@@ -158,7 +162,7 @@ class Server:
             servers.append(srv)
             self.addresses.append(describe(sock))
         self._install_signal_handlers(loop)
-        reaper = _Reaper(state, _tick(config))
+        reaper = _Reaper(state, _tick(config), self.heartbeat)
         reaper.start()
         for address in self.addresses:
             logger.info("Listening on %s (press CTRL+C to stop)", address)
@@ -240,18 +244,26 @@ def _tick(config: Config) -> float:
             config.timeout_body,
             config.ws_ping_interval,
             config.ws_ping_timeout,
+            # A supervisor's worker beats at each pass: four beats per health-check time.
+            config.timeout_worker_healthcheck if config.workers else 0,
         )
         if t > 0
     ]
     return min([MAX_TICK, *(t / 4 for t in timeouts)])
 
 
-class _Reaper:
-    """Closes connections whose deadline has passed; one pass per tick."""
+def _no_heartbeat() -> None:
+    return None
 
-    def __init__(self, state: ServerState, tick: float) -> None:
+
+class _Reaper:
+    """Closes connections whose deadline has passed; one pass per tick. Each pass also
+    beats the heart: a supervisor's worker proves with it that its event loop runs."""
+
+    def __init__(self, state: ServerState, tick: float, heartbeat: Callable[[], None]) -> None:
         self.state = state
         self.tick = tick
+        self.heartbeat = heartbeat
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -265,6 +277,7 @@ class _Reaper:
         # A switched connection's session (WebSocket) keeps its own time: pings, closes.
         for session in [s for s in state.sessions if s.deadline <= now]:
             session.on_deadline()
+        self.heartbeat()
         self.start()
 
     def stop(self) -> None:

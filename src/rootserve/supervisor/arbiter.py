@@ -28,6 +28,7 @@ dispatches:
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -64,10 +65,12 @@ _HANDLED: Final = (
     signal.SIGTTOU,
 )
 _READY: Final = b"ready"
+STACKS_SIGNAL: Final = signal.SIGUSR1  # a worker writes its threads' stacks to stderr
+STACKS_WAIT_SECONDS: Final = 1.0  # for the stacks to be written before the kill
 
 
 def worker_main(
-    config: Config, sockets: list[socket.socket], ready: Pipe, supervisor: Pipe
+    config: Config, sockets: list[socket.socket], ready: Pipe, supervisor: Pipe, beat: Pipe
 ) -> None:
     """A worker process: import the app, serve the inherited sockets, exit with the code.
     `supervisor` is a pipe the parent never writes to: its end of file means the parent is
@@ -83,6 +86,18 @@ def worker_main(
         raise SystemExit(EXIT_APP) from None
     server = Server(config, app, sockets, interface=interface, multiprocess=True)
     server.stop_signals = (signal.SIGTERM,)
+    # The heartbeat: a byte on every pass of the loop's reaper. Never blocking: a parent
+    # that reads late must not stop the loop it watches.
+    beat_fd = beat.fileno()
+    os.set_blocking(beat_fd, False)
+
+    def heartbeat() -> None:
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(beat_fd, b".")
+
+    server.heartbeat = heartbeat
+    # A hung worker's stacks: the supervisor sends this signal before it kills it.
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # CTRL+C reaches the whole group
 
     def report_ready() -> None:
@@ -107,9 +122,12 @@ class _Worker:
     process: BaseProcess
     ready_pipe: Pipe
     alive_pipe: Pipe  # never written: the worker sees its end of file if we die
+    beat_pipe: Pipe  # a byte from the worker's loop at every reaper pass
+    last_beat: float = field(default_factory=time.monotonic)
     ready: bool = False
     stopping: bool = False
     rolling: bool = False  # started by a rolling restart, not ready yet
+    hung: bool = False  # found hung and killed: replaced once it is reaped
 
 
 @dataclass(eq=False)
@@ -153,15 +171,18 @@ class Arbiter:
         while self.workers:
             waitables: list[Any] = [wake_r]
             for worker in self.workers:
-                waitables.append(worker.process.sentinel)
+                waitables += (worker.process.sentinel, worker.beat_pipe)
                 if not worker.ready:
                     waitables.append(worker.ready_pipe)
-            timeout = None
-            if self._stopping:
-                timeout = max(0.0, self._deadline - time.monotonic())
-            for ready in wait(waitables, timeout):
+            for ready in wait(waitables, self._next_timeout()):
                 if ready == wake_r:
                     os.read(wake_r, 512)
+            self._read_beats()
+            while self._signals:
+                self._on_signal(self._signals.popleft())
+            self._check_ready()
+            self._check_hung()
+            self._reap()
             if self._stopping and time.monotonic() >= self._deadline:
                 for worker in self.workers:
                     if worker.process.is_alive():
@@ -171,10 +192,49 @@ class Arbiter:
                         )
                         worker.process.kill()
                 self._deadline = float("inf")
-            while self._signals:
-                self._on_signal(self._signals.popleft())
-            self._check_ready()
-            self._reap()
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until something is due: the graceful deadline, or a health check."""
+        due = self._deadline if self._stopping else float("inf")
+        limit = self.config.timeout_worker_healthcheck
+        if limit and not self._stopping:
+            for worker in self.workers:
+                if worker.ready and not worker.stopping:
+                    due = min(due, worker.last_beat + limit)
+        return None if due == float("inf") else max(0.0, due - time.monotonic())
+
+    def _read_beats(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.beat_pipe.poll():
+                with contextlib.suppress(OSError):
+                    os.read(worker.beat_pipe.fileno(), 4096)
+                worker.last_beat = now
+
+    def _check_hung(self) -> None:
+        limit = self.config.timeout_worker_healthcheck
+        if not limit or self._stopping:
+            return
+        now = time.monotonic()
+        for worker in self.workers:
+            silent = now - worker.last_beat
+            if not worker.ready or worker.stopping or worker.hung or silent < limit:
+                continue
+            worker.hung = True
+            logger.error(
+                "Worker %d is hung: its event loop has not run for %.1fs "
+                "(--timeout-worker-healthcheck %gs). Its threads' stacks follow; then it is "
+                "killed and replaced. An ASGI app blocks its loop when it calls blocking "
+                "code (time.sleep, a synchronous client) or computes for long without "
+                "awaiting: await instead, or run it in a thread.",
+                worker.process.pid,
+                silent,
+                limit,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.process.pid or 0, STACKS_SIGNAL)
+            worker.process.join(STACKS_WAIT_SECONDS)  # the stacks are written meanwhile
+            worker.process.kill()
 
     def _check_ready(self) -> None:
         for worker in self.workers:
@@ -194,6 +254,7 @@ class Arbiter:
             worker.process.join()
             worker.ready_pipe.close()
             worker.alive_pipe.close()
+            worker.beat_pipe.close()
             code = worker.process.exitcode
             if worker.stopping or self._stopping:
                 continue
@@ -291,16 +352,18 @@ class Arbiter:
         context = multiprocessing.get_context("spawn")
         ready_r, ready_w = context.Pipe(duplex=False)
         alive_r, alive_w = context.Pipe(duplex=False)
+        beat_r, beat_w = context.Pipe(duplex=False)
         process = context.Process(
             target=worker_main,
-            args=(self.config, self.sockets, ready_w, alive_r),
+            args=(self.config, self.sockets, ready_w, alive_r, beat_w),
             name="rootserve-worker",
             daemon=False,
         )
         process.start()
         ready_w.close()  # the worker holds the other ends
         alive_r.close()
-        self.workers.append(_Worker(process, ready_r, alive_w, rolling=rolling))
+        beat_w.close()
+        self.workers.append(_Worker(process, ready_r, alive_w, beat_r, rolling=rolling))
 
     def _banner(self) -> None:
         logger.info(
