@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 from rootserve import __version__
 from rootserve.config import Config, ConfigError, SettingInfo, load_config, setting_info
 from rootserve.exit_codes import EXIT_APP, EXIT_OK, EXIT_USAGE
-from rootserve.loading import AppLoadError, detect_interface, load_app
+from rootserve.loading import AppLoadError, load_configured_app
 from rootserve.observe.logs import setup_logging
 from rootserve.server.worker import Server
 from rootserve.supervisor.arbiter import Arbiter
@@ -121,10 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     setup_logging(config.log_level)
     try:
-        app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
-        interface = config.interface
-        if interface == "auto":
-            interface = detect_interface(app)
+        app, interface = load_configured_app(
+            config.app, factory=config.factory, app_dir=config.app_dir, interface=config.interface
+        )
     except AppLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_APP

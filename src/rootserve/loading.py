@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AppLoadError", "detect_interface", "load_app"]
+__all__ = ["AppLoadError", "detect_interface", "load_app", "load_configured_app"]
 
 DEMO_APP = "rootserve.demo.app:app"
 
@@ -153,3 +153,12 @@ def detect_interface(app: Any) -> str:
         "cannot tell whether the app is ASGI or WSGI from its signature; "
         "pass --interface asgi or --interface wsgi"
     )
+
+
+def load_configured_app(
+    spec: str | None, *, factory: bool, app_dir: str, interface: str
+) -> tuple[Any, str]:
+    """The app and its contract (`asgi` or `wsgi`), as the settings name them: what the
+    command and every worker of a supervisor load. AppLoadError when it cannot be."""
+    app = load_app(spec, factory=factory, app_dir=app_dir)
+    return app, detect_interface(app) if interface == "auto" else interface

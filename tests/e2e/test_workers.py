@@ -97,19 +97,25 @@ def supervisor(*args: str) -> Iterator[Supervisor]:
         yield running
     finally:
         running.stop()
-        # Workers left behind would keep serving the port: each must be gone (bounded).
-        pids = {
-            int(m[1]) for m in map(re.compile(r"Worker (\d+) ready").search, running.lines) if m
-        }
-        deadline = time.monotonic() + WAIT
-        while pids and time.monotonic() < deadline:
-            for pid in list(pids):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    pids.discard(pid)
+        # Workers left behind would keep serving the port: each must be gone.
+        ready = map(re.compile(r"Worker (\d+) ready").search, running.lines)
+        left = still_running({int(m[1]) for m in ready if m})
+        assert not left, f"workers {left} outlived their supervisor"
+
+
+def still_running(pids: set[int]) -> set[int]:
+    """Those of `pids` still running after waiting up to WAIT seconds for them to end."""
+    pids = set(pids)
+    deadline = time.monotonic() + WAIT
+    while pids and time.monotonic() < deadline:
+        for pid in list(pids):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                pids.discard(pid)
+        if pids:
             time.sleep(0.05)  # a poll interval: they are not our children to wait on
-        assert not pids, f"workers {pids} outlived their supervisor"
+    return pids
 
 
 def get_pid(port: int) -> int:
@@ -215,15 +221,7 @@ def test_workers_stop_when_the_supervisor_is_killed():
         pids = running.worker_pids(2)
         running.proc.kill()
         running.proc.wait(WAIT)
-        deadline = time.monotonic() + WAIT
-        alive = set(pids)
-        while alive and time.monotonic() < deadline:
-            for pid in list(alive):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    alive.discard(pid)
-            time.sleep(0.05)  # a poll interval: orphans are not our children to wait on
+        alive = still_running(set(pids))
         assert not alive, f"workers {alive} kept running without their supervisor"
 
 

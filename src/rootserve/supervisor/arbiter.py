@@ -45,7 +45,7 @@ from typing import Any, Final
 
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
-from rootserve.loading import AppLoadError, detect_interface, load_app
+from rootserve.loading import AppLoadError, load_configured_app
 from rootserve.observe.logs import setup_logging
 from rootserve.server.worker import Server
 
@@ -77,10 +77,9 @@ def worker_main(
     gone (killed, say), and the worker drains and exits rather than serve unsupervised."""
     setup_logging(config.log_level, with_pid=True)
     try:
-        app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
-        interface = config.interface
-        if interface == "auto":
-            interface = detect_interface(app)
+        app, interface = load_configured_app(
+            config.app, factory=config.factory, app_dir=config.app_dir, interface=config.interface
+        )
     except AppLoadError as exc:
         logger.error("%s", exc)
         raise SystemExit(EXIT_APP) from None
