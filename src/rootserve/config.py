@@ -27,6 +27,7 @@ from rootserve.setting import (
     parse_root_path,
     parse_seconds,
     parse_size,
+    reference_table,
     setting,
 )
 from rootserve.units import KIB, MIB, SECONDS
@@ -381,30 +382,7 @@ def load_config(
 
 def reference_markdown() -> str:
     """The settings reference page, made from the same declarations as the CLI."""
-    lines = [
-        "# Settings reference",
-        "",
-        "Every setting can be given on the command line, as a `ROOTSERVE_*` environment",
-        "variable, or in the `[tool.rootserve]` table of `pyproject.toml` (key spelled as the",
-        "flag without its dashes, `-` or `_` alike). The command line wins over the environment,",
-        "which wins over the file. This page is generated from `rootserve/config.py`.",
-        "",
-        "| setting | environment | default | meaning |",
-        "|---|---|---|---|",
-    ]
-    for info in setting_info():
-        if info.positional:
-            name = f"`{info.metavar}` (argument)"
-        elif info.switch:
-            name = f"`{info.flag}` / `--no-{info.flag[2:]}`"
-        else:
-            name = f"`{info.flag} {info.metavar or info.name.upper()}`"
-        default = "(none)" if info.default in (None, []) else f"`{info.default!r}`"
-        text = info.help.replace("|", "\\|")
-        if info.choices:
-            text += " One of " + ", ".join(f"`{c}`" for c in info.choices) + "."
-        lines.append(f"| {name} | `{info.env}` | {default} | {text} |")
-    return "\n".join(lines) + "\n"
+    return reference_table(setting_info())
 
 
 _DEFAULTS: Final = {info.name: info.default for info in setting_info()}

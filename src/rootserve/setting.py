@@ -20,6 +20,7 @@ __all__ = [
     "parse_root_path",
     "parse_seconds",
     "parse_size",
+    "reference_table",
     "setting",
 ]
 
@@ -127,3 +128,31 @@ def setting(
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def reference_table(infos: tuple[SettingInfo, ...]) -> str:
+    """The settings reference page (Markdown) for these settings, in their order."""
+    lines = [
+        "# Settings reference",
+        "",
+        "Every setting can be given on the command line, as a `ROOTSERVE_*` environment",
+        "variable, or in the `[tool.rootserve]` table of `pyproject.toml` (key spelled as the",
+        "flag without its dashes, `-` or `_` alike). The command line wins over the environment,",
+        "which wins over the file. This page is generated from `rootserve/config.py`.",
+        "",
+        "| setting | environment | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for info in infos:
+        if info.positional:
+            name = f"`{info.metavar}` (argument)"
+        elif info.switch:
+            name = f"`{info.flag}` / `--no-{info.flag[2:]}`"
+        else:
+            name = f"`{info.flag} {info.metavar or info.name.upper()}`"
+        default = "(none)" if info.default in (None, []) else f"`{info.default!r}`"
+        text = info.help.replace("|", "\\|")
+        if info.choices:
+            text += " One of " + ", ".join(f"`{c}`" for c in info.choices) + "."
+        lines.append(f"| {name} | `{info.env}` | {default} | {text} |")
+    return "\n".join(lines) + "\n"

@@ -114,7 +114,7 @@ def still_running(pids: set[int]) -> set[int]:
             except ProcessLookupError:
                 pids.discard(pid)
         if pids:
-            time.sleep(0.05)  # a poll interval: they are not our children to wait on
+            time.sleep(0.05)  # noqa: sleep-ok (poll: not our children, nothing to wait on)
     return pids
 
 
