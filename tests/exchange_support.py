@@ -164,10 +164,6 @@ class FakeConnection:
     def close(self) -> None:
         self.closed = True
 
-    def now(self) -> float:
-        assert self.state.loop is not None
-        return self.state.loop.time()
-
     def switch(
         self, exchange: HTTP11Exchange, open_session: Callable[[FakeConnection], Upgraded]
     ) -> Upgraded:

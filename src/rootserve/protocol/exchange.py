@@ -165,8 +165,6 @@ class ByteStream(Protocol):
         """Close after what was written is sent."""
 
     def abort(self) -> None: ...
-    def now(self) -> float:
-        """The event loop's clock, for deadlines."""
 
 
 class Upgraded(Protocol):

@@ -257,9 +257,6 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
             if self._read_paused:
                 self.resume_reading()
 
-    def now(self) -> float:
-        return self.state.loop.time()
-
     def switch(
         self, exchange: HTTP11Exchange, open_session: Callable[[ByteStream], Upgraded]
     ) -> Upgraded:
