@@ -128,11 +128,12 @@ class FakeConnection:
         for exchange in self.exchanges:
             exchange.receiver.writable()
 
-    def shutdown(self) -> None:
+    def shutdown(self, restart: bool = False) -> None:
         """Graceful stop (the worker's _shutdown, then Connection.shutdown)."""
         self.state.shutting_down = True
+        self.state.restarting = restart
         if self.session is not None:
-            self.session.shutdown()
+            self.session.shutdown(restart)
         else:
             self.proto.close_after_response()
 
@@ -176,7 +177,7 @@ class FakeConnection:
         if held:
             session.data_received(held)
         if self.state.shutting_down:
-            session.shutdown()  # accepted during a graceful stop: closes at once (1012)
+            session.shutdown(self.state.restarting)  # accepted while stopping: closes at once
         return session
 
 

@@ -129,6 +129,16 @@ def test_module_raising_at_import(place: Any, tmp_path: Path):
     assert f"{name}.py, line 2" in message
 
 
+def test_syntax_error_names_its_file_and_line_not_the_import_machinery(place: Any, tmp_path: Path):
+    name = place("x = 1\ndef app(:\n")
+    with pytest.raises(AppLoadError) as caught:
+        load_app(f"{name}:app", app_dir=str(tmp_path))
+    message = str(caught.value)
+    assert f"importing '{name}' raised SyntaxError: " in message
+    assert f"({name}.py, line 2)" in message
+    assert "frozen" not in message and message.count("line") == 1
+
+
 def test_file_raising_at_import(place: Any, tmp_path: Path):
     name = place("raise KeyError('k')\n")
     with pytest.raises(AppLoadError, match="raised KeyError"):

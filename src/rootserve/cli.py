@@ -16,12 +16,14 @@ from rootserve.loading import AppLoadError, load_configured_app
 from rootserve.observe.logs import setup_logging
 from rootserve.server.worker import Server
 from rootserve.supervisor.arbiter import Arbiter
+from rootserve.supervisor.reload import reload_roots
 from rootserve.supervisor.sockets import BindError, bind_all, systemd_sockets
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 _GROUP_TITLES = {
     "app": "the app",
+    "workers": "workers and reload",
     "listen": "where to listen",
     "logging": "logging",
     "limits": "limits and timeouts",
@@ -120,19 +122,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(config.log_level)
-    try:
-        app, interface = load_configured_app(
-            config.app, factory=config.factory, app_dir=config.app_dir, interface=config.interface
-        )
-    except AppLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_APP
     if config.loop == "uvloop" and not _uvloop_importable():
         print("error: --loop uvloop: uvloop is not installed (pip install uvloop)", file=sys.stderr)
         return EXIT_USAGE
-    if interface == "wsgi" and config.threads < 1:
-        print("error: --threads must be at least 1 for a WSGI app", file=sys.stderr)
-        return EXIT_USAGE
+    supervised = bool(config.workers or config.reload)
+    if config.reload:
+        try:
+            reload_roots(config)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    app: object = None
+    interface = config.interface
+    if not supervised:  # (each worker imports the app itself: the supervisor stays small)
+        try:
+            app, interface = load_configured_app(
+                config.app,
+                factory=config.factory,
+                app_dir=config.app_dir,
+                interface=config.interface,
+            )
+        except AppLoadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_APP
+        if interface == "wsgi" and config.threads < 1:
+            print("error: --threads must be at least 1 for a WSGI app", file=sys.stderr)
+            return EXIT_USAGE
     try:
         sockets = bind_all(listen_addresses(config), config.backlog)
     except BindError as exc:
@@ -147,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pid_file = None
                 print(f"error: --pid {config.pid}: {exc.strerror}", file=sys.stderr)
                 return EXIT_USAGE
-        if config.workers:
+        if supervised:
             return Arbiter(config, sockets).run()
         return Server(config, app, sockets, interface=interface).run()
     finally:

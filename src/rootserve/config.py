@@ -11,17 +11,16 @@ Precedence, lowest first: the default, `[tool.rootserve]`, `ROOTSERVE_*`, the co
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from rootserve.setting import (
+    ConfigError,
     SettingInfo,
-    parse_bool,
+    merge_settings,
     parse_count,
     parse_port,
     parse_root_path,
@@ -29,6 +28,7 @@ from rootserve.setting import (
     parse_size,
     reference_table,
     setting,
+    settings_of,
 )
 from rootserve.units import KIB, MIB, SECONDS
 
@@ -45,10 +45,6 @@ __all__ = [
 ]
 
 ENV_PREFIX: Final = "ROOTSERVE_"
-
-
-class ConfigError(ValueError):
-    """A setting has a value that cannot be used; the message names the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -106,19 +102,82 @@ class Config:
     workers: int = setting(
         0,
         "Worker processes under a supervisor, which holds the listening sockets, replaces "
-        "a worker that dies, and drains them all on TERM or INT (TTIN/TTOU: one more or "
-        "one fewer). 0 serves in this one process, with no supervisor.",
+        "a worker that dies, and drains them all on TERM or INT (HUP: a rolling restart; "
+        "TTIN/TTOU: one more or one fewer). 0 serves in this one process, with no "
+        "supervisor.",
         parse=parse_count,
         short="-w",
         metavar="N",
-        group="app",
+        group="workers",
+        elsewhere="uvicorn `--workers`, gunicorn `-w`, granian `--workers`",
     )
     pid: str = setting(
         "",
         "Write the pid of the server (the supervisor's, with --workers) to this file, and "
         "remove it at exit.",
         metavar="PATH",
-        group="app",
+        group="workers",
+        elsewhere="gunicorn `--pid`",
+    )
+    limit_max_requests: int = setting(
+        0,
+        "Retire a worker once it has served this many requests (plus its jitter): a new "
+        "worker starts, and the old one drains once it is ready. Without --workers the "
+        "server stops instead, for a process manager to start again (0: no limit).",
+        parse=parse_count,
+        metavar="N",
+        group="workers",
+        elsewhere="uvicorn `--limit-max-requests`, gunicorn `--max-requests`",
+    )
+    max_requests_jitter: int = setting(
+        0,
+        "Add a random 0 to N to each worker's --limit-max-requests, so that workers "
+        "started together do not retire together.",
+        parse=parse_count,
+        metavar="N",
+        group="workers",
+        elsewhere="gunicorn `--max-requests-jitter`",
+    )
+    limit_worker_memory: int = setting(
+        0,
+        "Retire a worker, as --limit-max-requests does, once its resident memory (RSS) "
+        "passes this many MiB: it is replaced before the kernel's OOM killer would cut its "
+        "requests off (0: no limit).",
+        parse=parse_count,
+        metavar="MIB",
+        group="workers",
+        elsewhere="granian `--workers-max-rss`, uWSGI `reload-on-rss`",
+    )
+    reload: bool = setting(
+        False,
+        "Restart the worker when a watched file changes (development). When the new code "
+        "fails to import or start, the old worker goes on serving until the next change.",
+        group="workers",
+        elsewhere="uvicorn `--reload`, gunicorn `--reload`",
+    )
+    reload_dir: list[str] = setting(
+        [],
+        "A folder to watch with --reload; repeatable (default: --app-dir).",
+        metavar="DIR",
+        group="workers",
+        elsewhere="uvicorn `--reload-dir`",
+    )
+    reload_include: list[str] = setting(
+        [],
+        "A file name pattern --reload watches besides `*.py`; repeatable.",
+        metavar="GLOB",
+        group="workers",
+        elsewhere="uvicorn `--reload-include`",
+    )
+    reload_exclude: list[str] = setting(
+        [],
+        "A file or folder name pattern --reload ignores, matched against each part of the "
+        "path below the watched folder; repeatable. Always ignored: `.*` (.git, .venv, "
+        "editors' swap files), `__pycache__`, `*.py[cod]`, `*~`, `venv`, `node_modules`, "
+        "`site-packages`.",
+        metavar="GLOB",
+        group="workers",
+        elsewhere="uvicorn `--reload-exclude`",
     )
     # -- where to listen
     host: str = setting("127.0.0.1", "Address to listen on.", group="listen")
@@ -235,10 +294,11 @@ class Config:
         "With --workers: a worker whose event loop has not run for this many seconds is "
         "hung (an ASGI app blocking its loop); the stacks of its threads are logged, then it "
         "is killed and replaced. A WSGI app busy on every app thread is not hung: its loop "
-        "still runs (0: no check). gunicorn calls its nearest setting --timeout.",
+        "still runs (0: no check).",
         parse=parse_seconds,
         metavar="SECONDS",
-        group="limits",
+        group="workers",
+        elsewhere="uvicorn `--timeout-worker-healthcheck`, gunicorn `--timeout`",
     )
     shutdown_delay: float = setting(
         0 * SECONDS,
@@ -251,10 +311,12 @@ class Config:
     timeout_graceful: float = setting(
         30 * SECONDS,
         "On shutdown, wait this long for requests in progress before cancelling them "
-        "(0: wait as long as they take). Open WebSockets are closed with 1012 first.",
+        "(0: wait as long as they take). Open WebSockets are closed first: 1001 Going Away, "
+        "or 1012 Service Restart when a supervisor replaces the worker.",
         parse=parse_seconds,
         metavar="SECONDS",
         group="limits",
+        elsewhere="uvicorn `--timeout-graceful-shutdown`, gunicorn `--graceful-timeout`",
     )
     ws_max_size: int = setting(
         16 * MIB,
@@ -291,26 +353,6 @@ class Config:
     date_header: bool = setting(True, "Add a `Date` header to responses.", group="server")
 
 
-def _info(f: dataclasses.Field[Any]) -> SettingInfo:
-    meta = f.metadata
-    default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-    return SettingInfo(
-        name=f.name,
-        help=meta["help"],
-        parse=meta["parse"],
-        default=default,
-        flag="--" + f.name.replace("_", "-"),
-        env=ENV_PREFIX + f.name.upper(),
-        short=meta["short"],
-        choices=meta["choices"],
-        metavar=meta["metavar"],
-        switch=isinstance(default, bool),
-        repeat=isinstance(default, list),
-        positional=meta["positional"],
-        group=meta["group"],
-    )
-
-
 def default(name: str) -> Any:
     """The default of one setting, as declared above: for objects that take their defaults
     from the settings (`Limits`, the WebSocket settings) instead of writing them again."""
@@ -319,42 +361,7 @@ def default(name: str) -> Any:
 
 def setting_info() -> tuple[SettingInfo, ...]:
     """Every setting in declaration order."""
-    return tuple(_info(f) for f in fields(Config))
-
-
-def _convert(info: SettingInfo, raw: Any, source: str) -> Any:
-    """Turn a raw value from TOML or the environment into the field's type."""
-    try:
-        if info.repeat:
-            items = raw if isinstance(raw, list) else [s for s in str(raw).split(",") if s]
-            value: Any = [info.parse(str(item).strip()) for item in items]
-        elif info.switch:
-            value = raw if isinstance(raw, bool) else parse_bool(str(raw))
-        elif isinstance(raw, bool):
-            raise ValueError(f"{raw!r} is not a {info.metavar or 'value'}")
-        else:
-            value = info.parse(str(raw))
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    if info.choices and value not in info.choices:
-        allowed = ", ".join(info.choices)
-        raise ConfigError(f"{source}: {raw!r} is not one of {allowed}")
-    return value
-
-
-def read_pyproject(path: Path) -> dict[str, Any]:
-    """The `[tool.rootserve]` table of a pyproject.toml, or {} when there is none."""
-    if not path.is_file():
-        return {}
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    table = data.get("tool", {}).get("rootserve", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [tool.rootserve] must be a table")
-    return table
+    return settings_of(Config, ENV_PREFIX)
 
 
 def load_config(
@@ -365,19 +372,7 @@ def load_config(
 ) -> Config:
     """Merge defaults, `[tool.rootserve]`, `ROOTSERVE_*` and the values given on the CLI."""
     environ = os.environ if environ is None else environ
-    infos = {info.name: info for info in setting_info()}
-    values: dict[str, Any] = {}
-    if pyproject is not None:
-        for key, raw in read_pyproject(pyproject).items():
-            name = key.replace("-", "_")
-            if name not in infos:
-                raise ConfigError(f"{pyproject}: [tool.rootserve] has no setting {key!r}")
-            values[name] = _convert(infos[name], raw, f"{pyproject}: {key}")
-    for name, info in infos.items():
-        if info.env in environ:
-            values[name] = _convert(info, environ[info.env], info.env)
-    values.update(cli)
-    return Config(**values)
+    return Config(**merge_settings(setting_info(), cli, environ=environ, pyproject=pyproject))
 
 
 def reference_markdown() -> str:

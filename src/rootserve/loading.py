@@ -76,9 +76,11 @@ def load_app(spec: str | None, *, factory: bool = False, app_dir: str = ".") -> 
 
 
 def _describe(exc: BaseException) -> str:
+    """The error, and where in the app's code it was raised. A SyntaxError says where
+    itself (file and line); its traceback ends in the import machinery, not in the app."""
     where = ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "<frozen " not in f.filename]
+    if frames and not isinstance(exc, SyntaxError):
         last = frames[-1]
         where = f" at {last.filename}, line {last.lineno}"
     return f"{type(exc).__name__}: {exc}{where}"

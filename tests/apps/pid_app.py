@@ -13,12 +13,23 @@ from rootserve.types import Receive, Scope, Send
 SLOW_SECONDS = 1.0  # how long /slow takes to answer
 BLOCK_SECONDS = 20.0  # how long /block holds the event loop (the supervisor acts first)
 BUSY_SECONDS = 2.0  # how long the WSGI app holds its app thread
+GROW_BYTES = 192 * 2**20  # what /grow adds to the worker's resident memory, and keeps
+HELD: list[bytes] = []
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":  # says its pid, then waits for the close
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": str(os.getpid())})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        return
     if scope["type"] != "http":
         return
-    if scope["path"] == "/slow":
+    if scope["path"] == "/grow":
+        HELD.append(b"x" * GROW_BYTES)  # written, so resident (not lazily zeroed pages)
+    elif scope["path"] == "/slow":
         await asyncio.sleep(SLOW_SECONDS)
     elif scope["path"] == "/block":
         time.sleep(BLOCK_SECONDS)  # the mistake: blocking code on the event loop

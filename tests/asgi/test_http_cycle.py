@@ -225,6 +225,47 @@ def test_request_without_body_then_disconnect_once_answered():
     run(test)
 
 
+def test_a_stream_under_way_is_told_disconnect_when_the_server_drains():
+    async def test() -> None:
+        cycle, exchange, conn = make_cycle()
+        assert (await cycle.receive())["more_body"] is False
+        await cycle.send(START)
+        await cycle.send(body(b"event 1", more=True))
+        waiting = asyncio.ensure_future(cycle.receive())  # an SSE app listening for the end
+        await settle()
+        assert not waiting.done()
+        exchange.receiver.server_stopping()
+        assert await asyncio.wait_for(waiting, 5) == {"type": "http.disconnect"}
+        await cycle.send(body(b"last", more=False))  # what it still sends goes out
+        assert exchange.complete and not exchange.disconnected
+        assert b"last" in b"".join(conn.writes)
+
+    run(test)
+
+
+def test_draining_does_not_cut_a_request_whose_answer_has_not_started():
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n"
+
+    async def test() -> None:
+        cycle, exchange, _ = make_cycle(head, deliver_body=False)
+        exchange.receiver.server_stopping()  # the stop came while the body arrives
+        waiting = asyncio.ensure_future(cycle.receive())
+        await settle()
+        assert not waiting.done()
+        exchange.feed(b"data")
+        exchange.end()
+        message = await asyncio.wait_for(waiting, 5)
+        assert message == {"type": "http.request", "body": b"data", "more_body": False}
+        later = asyncio.ensure_future(cycle.receive())  # a long poll, before its answer
+        await settle()
+        assert not later.done()  # not told: its answer comes first
+        await cycle.send(START)
+        await cycle.send(body(b"ok"))
+        assert await asyncio.wait_for(later, 5) == {"type": "http.disconnect"}
+
+    run(test)
+
+
 def test_body_in_pieces_with_more_body():
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n"
 

@@ -354,14 +354,20 @@ def test_ping_pong_then_timeout_fails_with_1011():
     run_cycle(steps, config=WSConfig(ping_interval=5, ping_timeout=5))
 
 
-def test_shutdown_before_accept_closes_with_1012_right_after_it():
+# A stop where another process takes over (a retired worker) says 1012, Service Restart; a
+# server going down says 1001, Going Away (RFC 6455 section 7.4.1).
+STOP_CODES = pytest.mark.parametrize(("restart", "code"), [(False, 1001), (True, 1012)])
+
+
+@STOP_CODES
+def test_shutdown_before_accept_closes_right_after_it(restart: bool, code: int):
     async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await cycle.receive()
-        conn.shutdown()  # a graceful stop, while the app decides
+        conn.shutdown(restart)  # a graceful stop, while the app decides
         await cycle.send({"type": "websocket.accept"})
-        assert (await cycle.receive())["code"] == 1012
+        assert (await cycle.receive())["code"] == code
         (close,) = Peer(conn).frames()
-        assert close.opcode is Opcode.CLOSE and close.data[:2] == b"\x03\xf4"
+        assert close.opcode is Opcode.CLOSE and close.data[:2] == code.to_bytes(2, "big")
         session = session_of(cycle)
         assert session.deadline <= asyncio.get_running_loop().time() + CLOSE_TIMEOUT
         assert not conn.closed
@@ -369,13 +375,14 @@ def test_shutdown_before_accept_closes_with_1012_right_after_it():
         assert conn.closed
 
 
-def test_shutdown_after_accept_closes_with_1012():
+@STOP_CODES
+def test_shutdown_after_accept_closes_with_its_code(restart: bool, code: int):
     async def steps(cycle: WebSocketCycle, conn: FakeConnection) -> None:
         await accepted(cycle)
-        conn.shutdown()
-        assert (await cycle.receive())["code"] == 1012
+        conn.shutdown(restart)
+        assert (await cycle.receive())["code"] == code
         (close,) = Peer(conn).frames()
-        assert close.opcode is Opcode.CLOSE and close.data[:2] == b"\x03\xf4"
+        assert close.opcode is Opcode.CLOSE and close.data[:2] == code.to_bytes(2, "big")
         with pytest.raises(ClientDisconnected):
             await cycle.send({"type": "websocket.send", "text": "late"})
 

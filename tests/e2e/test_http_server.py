@@ -766,6 +766,34 @@ def test_response_finished_during_shutdown_says_it_closes():
     assert reply.header("connection") == "close"
 
 
+async def endless_events(scope: Scope, receive: Receive, send: Send) -> None:
+    """Server-sent events until the client goes: a stream with no end of its own."""
+    if scope["type"] != "http":
+        return
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    listening = asyncio.ensure_future(receive())
+    while not listening.done():
+        await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
+        await asyncio.wait([listening], timeout=0.02)
+    assert listening.result() == {"type": "http.disconnect"}
+    await send({"type": "http.response.body", "body": b"data: bye\n\n"})
+
+
+def test_a_stream_sees_disconnect_on_stop_and_ends_long_before_the_graceful_timeout():
+    with own_server(endless_events, timeout_graceful=60) as (server, port), Peer(port) as peer:
+        peer.send(get("/events"))
+        assert b"data: tick" in peer.sock.recv(4096)
+        started = time.monotonic()
+        server.request_stop()
+        data = b""
+        while chunk := peer.sock.recv(65536):
+            data += chunk
+        assert server.stopped.wait(WAIT)
+        assert time.monotonic() - started < 10  # not the 60 s graceful timeout
+    assert data.endswith(b"data: bye\n\n\r\n0\r\n\r\n")  # the app's last event, then the end
+
+
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()

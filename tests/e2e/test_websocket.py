@@ -242,19 +242,20 @@ def test_200_concurrent_sessions(server: Running):
     assert results == [[f"{n}-{i}" for i in range(5)] for n in range(200)]
 
 
-def test_shutdown_closes_open_sessions_with_1012():
+@pytest.mark.parametrize(("restart", "code"), [(False, 1001), (True, 1012)])
+def test_shutdown_closes_open_sessions_with_going_away_or_restart(restart: bool, code: int):
     tokens = [token() for _ in range(3)]
     with serve(ws_apps.app) as running, contextlib.ExitStack() as stack:
         clients = [stack.enter_context(ws(running, f"/wait?token={t}")) for t in tokens]
         for client in clients:
             assert client.recv(TIMEOUT) == "ready"
-        running.server.request_stop()
+        running.server.request_stop(restart=restart)
         for client in clients:
             with pytest.raises(ConnectionClosed):
                 client.recv(TIMEOUT)
-            assert client.close_code == 1012
+            assert client.close_code == code
         for t in tokens:
-            assert wait_done(t)[-1]["code"] == 1012
+            assert wait_done(t)[-1]["code"] == code
         assert running.server.stopped.wait(TIMEOUT)
 
 

@@ -351,8 +351,8 @@ def test_shutdown_does_not_wait_past_the_graceful_timeout_for_a_silent_client():
         try:
             assert raw.frame() == (0x1, b"ready")
             running.server.request_stop()
-            # 1012 (Service Restart); the client never answers the close frame...
-            assert raw.close_code() == (1012, b"server shutting down")
+            # 1001 (Going Away); the client never answers the close frame...
+            assert raw.close_code() == (1001, b"server shutting down")
             # ...and the server stops within the graceful time, not CLOSE_TIMEOUT (10 s).
             assert running.server.stopped.wait(5)
         finally:

@@ -37,6 +37,7 @@ from rootserve.types import SendMessage, WebSocketDisconnectMessage, WebSocketEv
 __all__ = [
     "ABNORMAL",
     "CLOSE_TIMEOUT",
+    "GOING_AWAY",
     "NORMAL",
     "SERVICE_RESTART",
     "WSConfig",
@@ -46,10 +47,11 @@ __all__ = [
 CLOSE_TIMEOUT: Final = 10.0  # seconds to wait for the peer's close frame after ours
 # Close codes, RFC 6455 section 7.4.1.
 NORMAL: Final = 1000
+GOING_AWAY: Final = 1001  # the server is going down
 ABNORMAL: Final = 1006  # closed without a close frame (never sent on the wire)
 INVALID_DATA: Final = 1007
 INTERNAL_ERROR: Final = 1011
-SERVICE_RESTART: Final = 1012
+SERVICE_RESTART: Final = 1012  # another process takes over: come back soon
 NO_DEADLINE: Final = float("inf")
 
 # RFC 6455 section 5.2: FIN + opcode, then the 7-bit length (server frames are not masked).
@@ -196,11 +198,18 @@ class WebSocketSession:
     def connection_lost(self) -> None:
         self.end(ABNORMAL, "")
 
-    def shutdown(self) -> None:
-        """Graceful stop: close with 1012 (Service Restart)."""
+    def shutdown(self, restart: bool) -> None:
+        """Graceful stop: close with 1012 (Service Restart) when another process takes
+        over (a rolling restart, a retired worker), else 1001 (Going Away, RFC 6455
+        section 7.4.1: the server is going down)."""
         if not (self.ended or self.closing):
-            self.close(SERVICE_RESTART, "server shutting down")
-            self.end(SERVICE_RESTART, "server shutting down")
+            code, reason = (
+                (SERVICE_RESTART, "server restarting")
+                if restart
+                else (GOING_AWAY, "server shutting down")
+            )
+            self.close(code, reason)
+            self.end(code, reason)
 
     def eof_received(self) -> None:
         """The client closed its sending side: without a close frame first, that is 1006."""

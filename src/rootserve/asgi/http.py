@@ -109,6 +109,7 @@ class HTTPCycle:
         "_more_body",
         "_send_state",
         "_status",
+        "_stopping",
         "_waiter",
         "exchange",
         "scope",
@@ -128,6 +129,7 @@ class HTTPCycle:
         self._end_delivered = False
         self._waiter: Any = None  # an asyncio future while receive() waits for body
         self._send_state = _START
+        self._stopping = False
         self.task: asyncio.Task[None] | None = None
 
     # -- the exchange's side (a Receiver) --------------------------------------------
@@ -153,6 +155,13 @@ class HTTPCycle:
 
     def writable(self) -> None:
         """The transport drained (send() waits on the exchange's drain() instead)."""
+
+    def server_stopping(self) -> None:
+        """The server drains: once the response has started and the request was read
+        whole, receive() says http.disconnect, so that an endless stream (server-sent
+        events) ends instead of holding the stop up; what the app still sends goes out."""
+        self._stopping = True
+        self._wake()
 
     def cancel(self) -> None:
         """Graceful shutdown ran out of time."""
@@ -180,6 +189,7 @@ class HTTPCycle:
                 and (self._more_body or self._end_delivered)
                 and not self.exchange.disconnected
                 and self._send_state is not _DONE
+                and not (self._stopping and self._end_delivered and self._send_state is not _START)
             ):
                 self.exchange.resume_reading()
                 self._waiter = asyncio.get_running_loop().create_future()

@@ -14,9 +14,9 @@ comes, `WebSocketRunner.start` checks the handshake (RFC 6455 section 4.2.1; a b
 
 The app sees `websocket.disconnect` with a close code when the peer closes (its code), the
 connection drops (1006), a protocol error fails it (1002, 1007, 1009), a ping goes
-unanswered (1011), or the server shuts down (1012, Service Restart). When the app's call
-ends, an open session is closed for it (1000; 1011 if the app raised), and a handshake it
-never answered gets 500.
+unanswered (1011), or the server shuts down (1001 Going Away; 1012 Service Restart when
+another process takes over). When the app's call ends, an open session is closed for it
+(1000; 1011 if the app raised), and a handshake it never answered gets 500.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ class WebSocketCycle:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(_disconnect(ABNORMAL))
+
+    def server_stopping(self) -> None:
+        """A handshake being answered: the session, once open, is closed by the stop."""
 
     def cancel(self) -> None:
         """Graceful shutdown ran out of time."""

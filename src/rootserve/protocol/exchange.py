@@ -67,6 +67,10 @@ class Receiver(Protocol):
     def writable(self) -> None:
         """The connection drained what was written: a paused sender may go on."""
 
+    def server_stopping(self) -> None:
+        """The server drains: a response streaming after the whole request was read may
+        be told the client is going (ASGI: http.disconnect); it may still send."""
+
     def cancel(self) -> None:
         """Graceful shutdown ran out of time: stop the app's call."""
 
@@ -179,5 +183,6 @@ class Upgraded(Protocol):
     def eof_received(self) -> None: ...
     def connection_lost(self) -> None: ...
     def on_deadline(self) -> None: ...
-    def shutdown(self) -> None:
-        """The server is stopping: close the session (WebSocket: 1012)."""
+    def shutdown(self, restart: bool) -> None:
+        """The server is stopping: close the session (WebSocket: 1012 Service Restart when
+        `restart`, another process taking over; 1001 Going Away otherwise)."""

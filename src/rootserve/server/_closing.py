@@ -117,9 +117,10 @@ class ClosingSide:
     def shutdown(self) -> None:
         """Graceful stop: close when idle; otherwise after the response in progress,
         whose head (if not sent yet) says so (RFC 9112 section 9.6). A session closes
-        its own way (WebSocket: 1012, Service Restart)."""
+        its own way (WebSocket: 1001 Going Away, or 1012 Service Restart when the stop is
+        a restart)."""
         if self.session is not None:
-            self.session.shutdown()
+            self.session.shutdown(self.state.restarting)
         elif self.current is None:
             self.close()
         else:

@@ -276,7 +276,7 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         if held:
             session.data_received(held)
         if self.state.shutting_down:
-            session.shutdown()  # accepted during a graceful stop: closes at once (1012)
+            session.shutdown(self.state.restarting)  # accepted while stopping: closes at once
         return session
 
     # -- requests ---------------------------------------------------------------------
@@ -348,6 +348,7 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
             exchange.refuse(503, "server at its concurrency limit", [])
             return
         running.add(exchange)
+        state.requests += 1
         try:
             runner.start(exchange)
         except BaseException:

@@ -99,6 +99,9 @@ class _NoReceiver:
     def writable(self) -> None:
         pass
 
+    def server_stopping(self) -> None:
+        pass
+
     def cancel(self) -> None:
         pass
 

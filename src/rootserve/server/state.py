@@ -100,6 +100,8 @@ class ServerState:
     connections: Running = field(default_factory=Running)
     sessions: Running = field(default_factory=Running)  # after a switch (WebSocket)
     shutting_down: bool = False
+    restarting: bool = False  # the stop is a restart: another process takes over
+    requests: int = 0  # requests given to the app so far (--limit-max-requests)
     # The keep-alive timeout, infinite for none, so that `now + idle_seconds` is the
     # deadline either way (read on the way of every keep-alive response).
     idle_seconds: float = field(init=False)

@@ -4,10 +4,11 @@ How this works. `Server.serve()` runs lifespan startup, starts listening on the 
 sockets (bound by the caller, so a supervisor can share them across workers), logs one
 "Listening on ..." line per socket (the readiness signal tests and operators wait for) and
 waits for a stop request (SIGINT/SIGTERM, or `request_stop()`). Then it stops accepting,
-closes idle connections and WebSockets (1012), gives requests and sessions in progress
-`timeout_graceful` seconds, cancels what is left, lets closing handshakes finish, and runs
-lifespan shutdown. A reaper runs a few times a second and closes
-connections whose deadline (keep-alive idle or header read) has passed.
+closes idle connections and WebSockets (1001, or 1012 when it is a restart), gives
+requests and sessions in progress `timeout_graceful` seconds, cancels what is left, lets
+closing handshakes finish, and runs lifespan shutdown. A reaper runs a few times a second:
+it closes connections whose deadline (keep-alive idle, header or body read) has passed,
+beats a supervisor's heart and checks the retirement limits (RetireLimits).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from rootserve.asgi._websocket_session import CLOSE_TIMEOUT
@@ -27,11 +30,12 @@ from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.asgi.websocket import WebSocketRunner, WSConfig
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
+from rootserve.observe.process import rss_bytes
 from rootserve.server.connection import Connection
 from rootserve.server.state import Runner, ServerState
 from rootserve.wsgi.runner import WSGIRunner
 
-__all__ = ["Server", "new_event_loop"]
+__all__ = ["RetireLimits", "Server", "new_event_loop"]
 
 logger = logging.getLogger("rootserve.error")
 
@@ -80,14 +84,24 @@ class Server:
         self.multiprocess = multiprocess
         self.sockets = sockets
         self.addresses: list[str] = []
+        self.loop_name = ""  # "uvloop" or "asyncio", once serving
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # The signals that ask for a graceful stop (a supervisor's worker takes only TERM:
         # CTRL+C reaches the supervisor, which drains its workers once).
         self.stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+        # The signals that ask for a graceful stop because another process takes over (a
+        # supervisor retiring this worker): WebSockets are told 1012, Service Restart,
+        # rather than 1001, Going Away.
+        self.restart_signals: tuple[int, ...] = ()
+        self.restarting = False
         # Called on the loop at every reaper pass (at most MAX_TICK apart): a supervisor's
         # worker proves with it that its loop is alive (supervisor/arbiter.py).
         self.heartbeat: Callable[[], None] = _no_heartbeat
+        # Called once when --limit-max-requests or --limit-worker-memory is reached, with
+        # the reason: alone, the server stops (a process manager starts a fresh one); a
+        # supervisor's worker asks instead to be replaced (supervisor/child.py).
+        self.on_limit: Callable[[str], None] = self._stop_at_limit
         self.started = threading.Event()  # set once listening: for tests and embedding
         self.stopped = threading.Event()  # set once serve() has returned
         self.exit_code = EXIT_OK
@@ -103,8 +117,10 @@ class Server:
             loop.close()
             self.stopped.set()
 
-    def request_stop(self) -> None:
-        """Ask for a graceful stop; safe to call from any thread."""
+    def request_stop(self, *, restart: bool = False) -> None:
+        """Ask for a graceful stop; safe to call from any thread. `restart`: another
+        process takes over (WebSockets get 1012 rather than 1001)."""
+        self.restarting = self.restarting or restart
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             # RuntimeError: the loop closed in between, so the server has stopped already.
@@ -115,6 +131,7 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self.loop_name = type(loop).__module__.partition(".")[0]
         self._stop = asyncio.Event()
         lifespan: Lifespan | NullLifespan
         if config.lifespan == "off" or self.interface == "wsgi":
@@ -162,8 +179,28 @@ class Server:
             servers.append(srv)
             self.addresses.append(describe(sock))
         self._install_signal_handlers(loop)
-        reaper = _Reaper(state, _tick(config), self.heartbeat)
+        limits = RetireLimits.from_config(config)
+        beat = self.heartbeat
+        if limits is not None:
+
+            def beat_and_check() -> None:
+                beat()
+                why = limits.reached(state.requests) if not state.shutting_down else None
+                if why is not None:
+                    reaper.on_pass = beat  # once: the retirement is under way
+                    self.on_limit(why)
+
+            reaper = _Reaper(state, _tick(config), beat_and_check)
+        else:
+            reaper = _Reaper(state, _tick(config), beat)
         reaper.start()
+        if not self.multiprocess:  # (a supervisor says it once for all its workers)
+            logger.info(
+                "Serving %s (%s, loop %s)",
+                config.app or "the built-in demo app",
+                self.interface.upper(),
+                self.loop_name,
+            )
         for address in self.addresses:
             logger.info("Listening on %s (press CTRL+C to stop)", address)
         self.started.set()
@@ -175,7 +212,7 @@ class Server:
                 logger.info("Stop requested: serving %.1fs more first", config.shutdown_delay)
                 await asyncio.sleep(config.shutdown_delay)
         finally:
-            logger.info("Shutting down")
+            logger.info("Shutting down%s", " (a new worker has taken over)" * self.restarting)
             await self._shutdown(state, servers)
             reaper.stop()
             await runner.aclose()
@@ -185,12 +222,15 @@ class Server:
 
     async def _shutdown(self, state: ServerState, servers: list[asyncio.Server]) -> None:
         state.shutting_down = True
+        state.restarting = self.restarting
         started = state.loop.time()
         for srv in servers:
             srv.close()
         for conn in list(state.connections):
             conn.shutdown()
         running = state.running
+        for exchange in list(running):
+            exchange.receiver.server_stopping()
         if not await running.wait_empty(self.config.timeout_graceful or None):
             logger.warning(
                 "Cancelling %d request(s) still running after %.1fs of graceful shutdown",
@@ -213,16 +253,20 @@ class Server:
         # before the loop stops, so no answer is cut off by a reset.
         await state.connections.wait_empty(CLOSE_FLUSH_SECONDS)
 
+    def _stop_at_limit(self, why: str) -> None:
+        logger.info("%s: stopping, for a process manager to start a fresh process", why)
+        self.request_stop()
+
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # embedded in a thread (tests): stopped through request_stop()
-        for sig in self.stop_signals:
+        for sig in (*self.stop_signals, *self.restart_signals):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in self.stop_signals:
+        for sig in (*self.stop_signals, *self.restart_signals):
             loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: int) -> None:
@@ -232,6 +276,7 @@ class Server:
             for task in asyncio.all_tasks():
                 task.cancel()
             return
+        self.restarting = sig in self.restart_signals
         self._stop.set()
 
 
@@ -256,14 +301,49 @@ def _no_heartbeat() -> None:
     return None
 
 
+@dataclass(frozen=True)
+class RetireLimits:
+    """When a worker has done enough: --limit-max-requests (plus a random share of
+    --max-requests-jitter, drawn once per worker) and --limit-worker-memory."""
+
+    max_requests: int  # 0: no limit
+    max_rss: int  # bytes; 0: no limit
+
+    @classmethod
+    def from_config(cls, config: Config) -> RetireLimits | None:
+        if not (config.limit_max_requests or config.limit_worker_memory):
+            return None
+        max_requests = config.limit_max_requests
+        if max_requests and config.max_requests_jitter:
+            max_requests += random.randint(0, config.max_requests_jitter)
+        return cls(max_requests, config.limit_worker_memory * 1024 * 1024)
+
+    def reached(self, requests: int) -> str | None:
+        """Why this worker should retire now, or None."""
+        if self.max_requests and requests >= self.max_requests:
+            return (
+                f"Served {requests} requests, the limit set for this process "
+                f"(--limit-max-requests with --max-requests-jitter: {self.max_requests})"
+            )
+        if self.max_rss:
+            rss = rss_bytes()
+            if rss > self.max_rss:
+                return (
+                    f"Resident memory {rss / 2**20:.0f} MiB is over "
+                    f"--limit-worker-memory {self.max_rss // 2**20} MiB"
+                )
+        return None
+
+
 class _Reaper:
     """Closes connections whose deadline has passed; one pass per tick. Each pass also
-    beats the heart: a supervisor's worker proves with it that its event loop runs."""
+    calls `on_pass`: a supervisor's worker beats its heart there, proving that its event
+    loop runs, and the retirement limits are checked."""
 
-    def __init__(self, state: ServerState, tick: float, heartbeat: Callable[[], None]) -> None:
+    def __init__(self, state: ServerState, tick: float, on_pass: Callable[[], None]) -> None:
         self.state = state
         self.tick = tick
-        self.heartbeat = heartbeat
+        self.on_pass = on_pass
         self._handle: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -277,7 +357,7 @@ class _Reaper:
         # A switched connection's session (WebSocket) keeps its own time: pings, closes.
         for session in [s for s in state.sessions if s.deadline <= now]:
             session.on_deadline()
-        self.heartbeat()
+        self.on_pass()
         self.start()
 
     def stop(self) -> None:

@@ -2,39 +2,42 @@
 
 How this works. The parent binds every socket first (cli.py) and keeps them open for its
 whole life; each worker is a fresh interpreter (multiprocessing's spawn) that imports the
-app itself, receives the listening sockets and serves them with `server.worker.Server`.
-A worker that dies or is replaced never makes the port refuse a connection: the sockets
-stay open in the parent, so connections wait in the kernel's backlog until a worker
-accepts them (a server that re-binds per worker refuses them meanwhile).
+app itself, receives the listening sockets and serves them (child.py). A worker that dies
+or is replaced never makes the port refuse a connection: the sockets stay open in the
+parent, so connections wait in the kernel's backlog until a worker accepts them (a server
+that re-binds per worker refuses them meanwhile).
 
-Signal handlers only enqueue the signal; one loop in the parent waits, without polling, on
-the workers' process sentinels, their readiness pipes and the signal wake-up pipe, and
+Signal handlers and the --reload watcher only enqueue; one loop in the parent waits,
+without polling, on the workers' process sentinels, their pipes and a wake-up pipe, and
 dispatches:
 - a worker that exits is replaced at once, with a growing delay while workers keep dying
   before they get ready; a worker that exits with EXIT_APP before it was ready (its app
-  cannot start), or too many failed starts in a row, ends the server with EXIT_APP;
+  cannot start), or too many failed starts in a row, ends the server with EXIT_APP (with
+  --reload, the supervisor waits for the next change instead);
 - TERM or INT: each worker gets TERM and drains (server/worker.py: open requests finish,
-  keep-alive connections are told to close, WebSockets get 1012, all within
+  keep-alive connections are told to close, WebSockets get 1001, all within
   --timeout-graceful); the parent waits for them and exits 0; a second TERM or INT, or
   QUIT, stops the workers at once (KILL);
-- HUP: a rolling restart. One new worker starts; once it is ready (its lifespan startup
-  done), one old worker drains, and the next new one starts, until every worker is new:
-  the new code serves before the old stops, so no request fails. A new worker that
-  cannot start (its code does not import, its startup fails) stops the roll, and the old
-  workers go on serving; one line says why;
+- replacing workers, one at a time, for HUP (all of them), a change under --reload (all of
+  them) and a worker that reached --limit-max-requests or --limit-worker-memory (that
+  one): a new worker starts; once it is ready (its lifespan startup done) the old one
+  gets HUP and drains (WebSockets get 1012, Service Restart), and the next new one starts.
+  The new code serves before the old stops, so no request fails, and two workers overlap
+  only for the time one starts. A new worker that cannot start stops the roll, the old
+  workers go on serving, and one line says why;
+- a worker whose loop has not beaten for --timeout-worker-healthcheck is hung: its stacks
+  are written (STACKS_SIGNAL), then it is killed and replaced;
 - TTIN / TTOU: one worker more, or one fewer (the youngest drains).
 """
 
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -45,17 +48,19 @@ from typing import Any, Final
 
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
-from rootserve.loading import AppLoadError, load_configured_app
-from rootserve.observe.logs import setup_logging
-from rootserve.server.worker import Server
+from rootserve.server.worker import describe
+from rootserve.supervisor.child import READY, RETIRE, STACKS_SIGNAL, worker_main
+from rootserve.supervisor.reload import Watcher
 
-__all__ = ["Arbiter", "worker_main"]
+__all__ = ["Arbiter"]
 
 logger = logging.getLogger("rootserve.error")
 
 MAX_FAILED_STARTS: Final = 5  # workers in a row that die before they are ready
 BACKOFF_SECONDS: Final = (0.0, 0.1, 0.5, 1.0, 2.0)  # before each respawn, by failed starts
 KILL_AFTER_GRACE_SECONDS: Final = 5.0  # past --timeout-graceful, before KILL
+STACKS_WAIT_SECONDS: Final = 1.0  # for a hung worker's stacks to be written before the kill
+NEVER: Final = float("inf")
 _HANDLED: Final = (
     signal.SIGHUP,
     signal.SIGTERM,
@@ -64,56 +69,6 @@ _HANDLED: Final = (
     signal.SIGTTIN,
     signal.SIGTTOU,
 )
-_READY: Final = b"ready"
-STACKS_SIGNAL: Final = signal.SIGUSR1  # a worker writes its threads' stacks to stderr
-STACKS_WAIT_SECONDS: Final = 1.0  # for the stacks to be written before the kill
-
-
-def worker_main(
-    config: Config, sockets: list[socket.socket], ready: Pipe, supervisor: Pipe, beat: Pipe
-) -> None:
-    """A worker process: import the app, serve the inherited sockets, exit with the code.
-    `supervisor` is a pipe the parent never writes to: its end of file means the parent is
-    gone (killed, say), and the worker drains and exits rather than serve unsupervised."""
-    setup_logging(config.log_level, with_pid=True)
-    try:
-        app, interface = load_configured_app(
-            config.app, factory=config.factory, app_dir=config.app_dir, interface=config.interface
-        )
-    except AppLoadError as exc:
-        logger.error("%s", exc)
-        raise SystemExit(EXIT_APP) from None
-    server = Server(config, app, sockets, interface=interface, multiprocess=True)
-    server.stop_signals = (signal.SIGTERM,)
-    # The heartbeat: a byte on every pass of the loop's reaper. Never blocking: a parent
-    # that reads late must not stop the loop it watches.
-    beat_fd = beat.fileno()
-    os.set_blocking(beat_fd, False)
-
-    def heartbeat() -> None:
-        with contextlib.suppress(BlockingIOError, BrokenPipeError):
-            os.write(beat_fd, b".")
-
-    server.heartbeat = heartbeat
-    # A hung worker's stacks: the supervisor sends this signal before it kills it.
-    faulthandler.register(STACKS_SIGNAL, all_threads=True)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # CTRL+C reaches the whole group
-
-    def report_ready() -> None:
-        if server.started.wait() and not server.stopped.is_set():
-            with contextlib.suppress(OSError):
-                ready.send_bytes(_READY)
-
-    def watch_supervisor() -> None:
-        with contextlib.suppress(EOFError, OSError):
-            supervisor.recv_bytes()
-        if not server.stopped.is_set():
-            logger.warning("The supervisor is gone: stopping")
-            server.request_stop()
-
-    threading.Thread(target=report_ready, name="rootserve-ready", daemon=True).start()
-    threading.Thread(target=watch_supervisor, name="rootserve-watch", daemon=True).start()
-    raise SystemExit(server.run())
 
 
 @dataclass(eq=False)
@@ -121,172 +76,255 @@ class _Worker:
     process: BaseProcess
     ready_pipe: Pipe
     alive_pipe: Pipe  # never written: the worker sees its end of file if we die
-    beat_pipe: Pipe  # a byte from the worker's loop at every reaper pass
+    beat_pipe: Pipe  # child.BEAT at every pass of the worker's loop; child.RETIRE once
     last_beat: float = field(default_factory=time.monotonic)
     ready: bool = False
-    stopping: bool = False
-    rolling: bool = False  # started by a rolling restart, not ready yet
-    hung: bool = False  # found hung and killed: replaced once it is reaped
+    stopping: bool = False  # told to drain
+    replacing: _Worker | None = None  # the old worker this one retires once it is ready
+    kill_at: float = NEVER  # found hung: killed then, once its stacks are written
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
 
 
 @dataclass(eq=False)
 class Arbiter:
-    """Keep `config.workers` workers serving `sockets` until told to stop."""
+    """Keep `config.workers` workers (one with --reload) serving `sockets` until told to
+    stop."""
 
     config: Config
     sockets: list[socket.socket]
     workers: list[_Worker] = field(default_factory=list)
-    _signals: deque[int] = field(default_factory=deque)
+    _events: deque[int | list[str]] = field(default_factory=deque)  # signals, file changes
+    _wake_w: int = -1
     _failed_starts: int = 0
     _exit_code: int = EXIT_OK
     _stopping: bool = False
-    _deadline: float = float("inf")  # once stopping: when the workers left are killed
-    _to_retire: list[_Worker] = field(default_factory=list)  # old workers of a roll
+    _deadline: float = NEVER  # once stopping: when the workers left are killed
+    _to_retire: list[_Worker] = field(default_factory=list)  # waiting for a replacement
+    _replacement: _Worker | None = None  # the new worker starting now, one at a time
+    _roll: str = ""  # why workers are being replaced ("HUP", "Reload"), if all of them
+    _reload_pending: bool = False  # files changed while a roll was under way
+    _respawns: int = 0  # workers owed, started at _respawn_at (a backoff)
+    _respawn_at: float = NEVER
+    _announced: bool = False
 
     def run(self) -> int:
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)
+        wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         previous = {sig: signal.signal(sig, self._enqueue) for sig in _HANDLED}
-        old_wakeup = signal.set_wakeup_fd(wake_w)
+        old_wakeup = signal.set_wakeup_fd(self._wake_w)
+        watcher = Watcher(self.config, self._changed) if self.config.reload else None
         try:
-            self._banner()
-            for _ in range(self.config.workers):
+            logger.info(
+                "Supervisor %d: starting %d worker(s) for %s on %s",
+                os.getpid(),
+                self._target(),
+                self.config.app or "the built-in demo app",
+                ", ".join(describe(sock) for sock in self.sockets),
+            )
+            if watcher is not None:
+                watcher.start()
+                logger.info("Reloading on changes in %s", ", ".join(map(str, watcher.roots)))
+            for _ in range(self._target()):
                 self._spawn()
             self._loop(wake_r)
         finally:
+            if watcher is not None:
+                watcher.stop()
             signal.set_wakeup_fd(old_wakeup)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             os.close(wake_r)
-            os.close(wake_w)
+            os.close(self._wake_w)
         return self._exit_code
+
+    def _target(self) -> int:
+        return max(self.config.workers, 1)
 
     # -- the one loop -------------------------------------------------------------------
 
     def _enqueue(self, sig: int, frame: Any) -> None:
-        self._signals.append(sig)  # only enqueue: the loop acts on it
+        self._events.append(sig)  # only enqueue: the loop acts on it
+
+    def _changed(self, paths: list[str]) -> None:
+        """From the watcher's thread: enqueue, then wake the loop."""
+        self._events.append(paths)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
 
     def _loop(self, wake_r: int) -> None:
-        while self.workers:
+        # With --reload the supervisor waits for a change even with no worker left.
+        while self.workers or self._respawns or (self.config.reload and not self._stopping):
             waitables: list[Any] = [wake_r]
             for worker in self.workers:
                 waitables += (worker.process.sentinel, worker.beat_pipe)
                 if not worker.ready:
                     waitables.append(worker.ready_pipe)
-            for ready in wait(waitables, self._next_timeout()):
-                if ready == wake_r:
-                    os.read(wake_r, 512)
+            if wake_r in wait(waitables, self._next_timeout()):
+                os.read(wake_r, 512)
             self._read_beats()
-            while self._signals:
-                self._on_signal(self._signals.popleft())
+            while self._events:
+                event = self._events.popleft()
+                if isinstance(event, list):
+                    self._on_change(event)
+                else:
+                    self._on_signal(event)
             self._check_ready()
             self._check_hung()
             self._reap()
-            if self._stopping and time.monotonic() >= self._deadline:
+            now = time.monotonic()
+            if self._respawns and now >= self._respawn_at and not self._stopping:
+                for _ in range(self._respawns):
+                    self._spawn()
+                self._respawns, self._respawn_at = 0, NEVER
+            if self._stopping and now >= self._deadline:
                 for worker in self.workers:
                     if worker.process.is_alive():
                         logger.warning(
                             "Worker %d still running after the graceful time: killing it",
-                            worker.process.pid,
+                            worker.pid,
                         )
                         worker.process.kill()
-                self._deadline = float("inf")
+                self._deadline = NEVER
 
     def _next_timeout(self) -> float | None:
-        """Seconds until something is due: the graceful deadline, or a health check."""
-        due = self._deadline if self._stopping else float("inf")
+        """Seconds until something is due: a kill, a respawn, a health check."""
+        due = min([self._deadline, self._respawn_at, *(w.kill_at for w in self.workers)])
         limit = self.config.timeout_worker_healthcheck
         if limit and not self._stopping:
             for worker in self.workers:
                 if worker.ready and not worker.stopping:
                     due = min(due, worker.last_beat + limit)
-        return None if due == float("inf") else max(0.0, due - time.monotonic())
+        return None if due == NEVER else max(0.0, due - time.monotonic())
 
     def _read_beats(self) -> None:
         now = time.monotonic()
         for worker in self.workers:
             if worker.beat_pipe.poll():
+                data = b""
                 with contextlib.suppress(OSError):
-                    os.read(worker.beat_pipe.fileno(), 4096)
+                    data = os.read(worker.beat_pipe.fileno(), 4096)
                 worker.last_beat = now
+                if RETIRE in data and not (worker.stopping or self._stopping):
+                    self._retire([worker])
 
     def _check_hung(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers:
+            if now >= worker.kill_at:
+                worker.kill_at = NEVER
+                worker.process.kill()
         limit = self.config.timeout_worker_healthcheck
         if not limit or self._stopping:
             return
-        now = time.monotonic()
         for worker in self.workers:
             silent = now - worker.last_beat
-            if not worker.ready or worker.stopping or worker.hung or silent < limit:
+            if not worker.ready or worker.stopping or silent < limit:
                 continue
-            worker.hung = True
+            worker.stopping = True  # replaced once it is reaped, as if it had died
+            worker.kill_at = now + STACKS_WAIT_SECONDS
             logger.error(
                 "Worker %d is hung: its event loop has not run for %.1fs "
                 "(--timeout-worker-healthcheck %gs). Its threads' stacks follow; then it is "
                 "killed and replaced. An ASGI app blocks its loop when it calls blocking "
                 "code (time.sleep, a synchronous client) or computes for long without "
                 "awaiting: await instead, or run it in a thread.",
-                worker.process.pid,
+                worker.pid,
                 silent,
                 limit,
             )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.process.pid or 0, STACKS_SIGNAL)
-            worker.process.join(STACKS_WAIT_SECONDS)  # the stacks are written meanwhile
-            worker.process.kill()
+            worker.signal(STACKS_SIGNAL)
+            if not any(w.replacing is worker for w in self.workers):
+                self._owe_respawn(0.0)  # (else the worker starting in its place takes it)
 
     def _check_ready(self) -> None:
         for worker in self.workers:
-            if not worker.ready and worker.ready_pipe.poll():
-                with contextlib.suppress(EOFError, OSError):
-                    worker.ready = worker.ready_pipe.recv_bytes() == _READY
-                if worker.ready:
-                    self._failed_starts = 0
-                    logger.info("Worker %d ready", worker.process.pid)
-                    if worker.rolling:
-                        worker.rolling = False
-                        self._roll_on()
+            if worker.ready or not worker.ready_pipe.poll():
+                continue
+            message = b""
+            with contextlib.suppress(EOFError, OSError):
+                message = worker.ready_pipe.recv_bytes()
+            if not message.startswith(READY):
+                continue
+            worker.ready = True
+            worker.last_beat = time.monotonic()
+            self._failed_starts = 0
+            how = message[len(READY) :].decode().strip()
+            logger.info("Worker %d ready (%s)", worker.pid, how)
+            if not self._announced:
+                self._announced = True
+                logger.info(
+                    "Serving with %d worker(s), %s, on %s",
+                    self._target(),
+                    how,
+                    ", ".join(describe(sock) for sock in self.sockets),
+                )
+            if worker is self._replacement:
+                self._replacement = None
+                old, worker.replacing = worker.replacing, None
+                if old is not None and old in self.workers and not old.stopping:
+                    old.stopping = True
+                    old.signal(signal.SIGHUP)  # drain: a new worker has taken over
+                self._replace_next()
 
     def _reap(self) -> None:
         for worker in [w for w in self.workers if not w.process.is_alive()]:
             self.workers.remove(worker)
             worker.process.join()
-            worker.ready_pipe.close()
-            worker.alive_pipe.close()
-            worker.beat_pipe.close()
+            for pipe in (worker.ready_pipe, worker.alive_pipe, worker.beat_pipe):
+                pipe.close()
             code = worker.process.exitcode
-            if worker.stopping or self._stopping:
+            if worker in self._to_retire:
+                self._to_retire.remove(worker)
+            if self._stopping or worker.stopping:
+                continue  # drained as asked (a hung worker's respawn is owed already)
+            if worker is self._replacement:
+                self._replacement = None
+                self._on_failed_replacement(worker, code)
                 continue
-            if worker.rolling:
-                logger.error(
-                    "Rolling restart stopped: new worker %d exited with %s before it was ready "
-                    "(see its error above); the %d old worker(s) go on serving",
-                    worker.process.pid,
-                    code,
-                    len(self._to_retire),
-                )
-                self._to_retire.clear()
+            if any(w.replacing is worker for w in self.workers):
+                # Died while its replacement starts: the replacement takes its place.
+                for w in self.workers:
+                    if w.replacing is worker:
+                        w.replacing = None
                 continue
             if not worker.ready:
+                if self.config.reload:
+                    logger.error(
+                        "Worker %d exited with %s before it was ready (see its error above): "
+                        "waiting for a change to the code",
+                        worker.pid,
+                        code,
+                    )
+                    continue
                 self._failed_starts += 1
                 if code == EXIT_APP or self._failed_starts >= MAX_FAILED_STARTS:
                     logger.error(
                         "Worker %d exited with %s before it was ready (%d failed start(s) in "
                         "a row): stopping (fix the app's import or startup)",
-                        worker.process.pid,
+                        worker.pid,
                         code,
                         self._failed_starts,
                     )
                     self._exit_code = EXIT_APP
                     self._stop(signal.SIGTERM)
                     return
-            logger.warning("Worker %d exited with %s; starting another", worker.process.pid, code)
-            delay = BACKOFF_SECONDS[min(self._failed_starts, len(BACKOFF_SECONDS) - 1)]
-            if delay:
-                time.sleep(delay)  # a worker that keeps dying must not spin the parent
-            self._spawn()
+            logger.warning("Worker %d exited with %s; starting another", worker.pid, code)
+            self._owe_respawn(BACKOFF_SECONDS[min(self._failed_starts, len(BACKOFF_SECONDS) - 1)])
 
-    # -- signals --------------------------------------------------------------------------
+    def _owe_respawn(self, delay: float) -> None:
+        """Start one more worker in `delay` seconds: the loop does it, without sleeping, so
+        that a worker that keeps dying neither spins the parent nor stops it listening."""
+        self._respawns += 1
+        self._respawn_at = min(self._respawn_at, time.monotonic() + delay)
+
+    # -- signals and changes --------------------------------------------------------------
 
     def _on_signal(self, sig: int) -> None:
         name = signal.Signals(sig).name
@@ -297,25 +335,37 @@ class Arbiter:
             else:
                 logger.info("%s: draining %d worker(s)", name, len(self.workers))
                 self._stop(signal.SIGTERM)
-        elif sig == signal.SIGHUP and not self._stopping:
-            if self._to_retire:
-                logger.info("HUP: a rolling restart is under way already")
-            else:
-                self._to_retire = [w for w in self.workers if not w.stopping]
-                logger.info("HUP: restarting %d worker(s), one at a time", len(self._to_retire))
-                self._spawn(rolling=True)
         elif sig == signal.SIGQUIT:
             logger.warning("QUIT: stopping the workers now")
             self._stop(signal.SIGKILL)
-        elif sig == signal.SIGTTIN and not self._stopping:
+        elif self._stopping:
+            return
+        elif sig == signal.SIGHUP:
+            if self._roll:
+                logger.info("HUP: a rolling restart is under way already")
+            else:
+                self._start_roll("HUP")
+        elif sig == signal.SIGTTIN:
             self._spawn()
             logger.info("TTIN: %d worker(s)", self._serving())
-        elif sig == signal.SIGTTOU and not self._stopping and self._serving() > 1:
-            youngest = [w for w in self.workers if not w.stopping][-1]
+        elif sig == signal.SIGTTOU and self._serving() > 1:
+            youngest = [w for w in self.workers if not w.stopping and w.replacing is None][-1]
             youngest.stopping = True
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(youngest.process.pid or 0, signal.SIGTERM)
+            youngest.signal(signal.SIGHUP)
             logger.info("TTOU: %d worker(s)", self._serving())
+
+    def _on_change(self, paths: list[str]) -> None:
+        if self._stopping:
+            return
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        logger.info("Changed: %s", shown)
+        if self._roll:
+            self._reload_pending = True  # once this roll ends, roll again onto the newest
+        elif not any(not w.stopping for w in self.workers) and not self._respawns:
+            for _ in range(self._target()):  # nothing serving: the last code did not start
+                self._spawn()
+        else:
+            self._start_roll("Reload")
 
     def _serving(self) -> int:
         return sum(1 for w in self.workers if not w.stopping)
@@ -323,31 +373,64 @@ class Arbiter:
     def _stop(self, sig: int) -> None:
         if not self._stopping:
             self._stopping = True
+            self._respawns, self._respawn_at = 0, NEVER
             self._deadline = time.monotonic() + (
                 (self.config.timeout_graceful or 24 * 3600.0) + KILL_AFTER_GRACE_SECONDS
             )
         for worker in self.workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(worker.process.pid or 0, sig)
+            worker.signal(sig)
 
-    # -- workers --------------------------------------------------------------------------
+    # -- replacing workers, one at a time --------------------------------------------------
 
-    def _roll_on(self) -> None:
-        """A new worker of a rolling restart is ready: retire one old worker, and start the
-        next new one while old ones are left."""
-        while self._to_retire:
-            old = self._to_retire.pop(0)
-            if old in self.workers and not old.stopping:
-                old.stopping = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(old.process.pid or 0, signal.SIGTERM)
-                break
+    def _start_roll(self, why: str) -> None:
+        self._roll = why
+        olds = [w for w in self.workers if not w.stopping and w is not self._replacement]
+        logger.info("%s: restarting %d worker(s), one at a time", why, len(olds))
+        self._retire(olds)
+
+    def _retire(self, olds: list[_Worker]) -> None:
+        self._to_retire += [w for w in olds if w not in self._to_retire and w.replacing is None]
+        if self._replacement is None:
+            self._replace_next()
+
+    def _replace_next(self) -> None:
+        self._to_retire = [w for w in self._to_retire if w in self.workers and not w.stopping]
         if self._to_retire:
-            self._spawn(rolling=True)
-        else:
+            old = self._to_retire.pop(0)
+            self._replacement = self._spawn()
+            self._replacement.replacing = old
+            return
+        if self._roll:
             logger.info("Rolling restart done: %d worker(s)", self._serving())
+            self._roll = ""
+        if self._reload_pending:
+            self._reload_pending = False
+            self._start_roll("Reload")
 
-    def _spawn(self, *, rolling: bool = False) -> None:
+    def _on_failed_replacement(self, new: _Worker, code: int | None) -> None:
+        serving = [w for w in self.workers if not w.stopping]
+        if self._roll == "Reload":
+            logger.error(
+                "Reload failed: new worker %d exited with %s before it was ready (see its "
+                "error above); the old code goes on serving until the next change",
+                new.pid,
+                code,
+            )
+        else:
+            logger.error(
+                "Rolling restart stopped: new worker %d exited with %s before it was ready "
+                "(see its error above); the %d old worker(s) go on serving",
+                new.pid,
+                code,
+                len(serving),
+            )
+        self._to_retire.clear()
+        self._roll = ""
+        if self._reload_pending:
+            self._reload_pending = False
+            self._start_roll("Reload")
+
+    def _spawn(self) -> _Worker:
         context = multiprocessing.get_context("spawn")
         ready_r, ready_w = context.Pipe(duplex=False)
         alive_r, alive_w = context.Pipe(duplex=False)
@@ -362,13 +445,6 @@ class Arbiter:
         ready_w.close()  # the worker holds the other ends
         alive_r.close()
         beat_w.close()
-        self.workers.append(_Worker(process, ready_r, alive_w, beat_r, rolling=rolling))
-
-    def _banner(self) -> None:
-        logger.info(
-            "Supervisor %d: %d worker(s), app %s, loop %s",
-            os.getpid(),
-            self.config.workers,
-            self.config.app or "(the built-in demo)",
-            self.config.loop,
-        )
+        worker = _Worker(process, ready_r, alive_w, beat_r)
+        self.workers.append(worker)
+        return worker

@@ -134,6 +134,10 @@ class WSGICycle:
         if event is not None:
             event.set()
 
+    def server_stopping(self) -> None:
+        """A WSGI app cannot be told: PEP 3333 has no disconnect. Its response finishes
+        within --timeout-graceful, or is cut."""
+
     def cancel(self) -> None:
         self.disconnect()
 
