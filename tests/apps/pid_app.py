@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,6 +31,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/grow":
         HELD.append(b"x" * GROW_BYTES)  # written, so resident (not lazily zeroed pages)
     elif scope["path"] == "/slow":
+        print(f"slow request in {os.getpid()}", file=sys.stderr, flush=True)  # tests wait on it
         await asyncio.sleep(SLOW_SECONDS)
     elif scope["path"] == "/block":
         time.sleep(BLOCK_SECONDS)  # the mistake: blocking code on the event loop

@@ -193,25 +193,55 @@ def slow_get(port: int) -> bytes:
     return data
 
 
-def test_term_lets_requests_in_flight_finish_and_exits_0():
+def test_term_under_load_finishes_what_was_sent_refuses_new_connections_and_exits_0():
     with supervisor(APP, "-w", "2") as running:
         running.worker_pids(2)
         port = running.port
-        results: list[bytes] = []
-        in_flight = [
-            threading.Thread(target=lambda: results.append(slow_get(port))) for _ in range(6)
-        ]
+        slow: list[bytes] = []
+        in_flight = [threading.Thread(target=lambda: slow.append(slow_get(port))) for _ in range(6)]
         for thread in in_flight:
             thread.start()
-        time.sleep(0.3)  # a deliberate wait: the slow requests reach the workers first
-        running.proc.send_signal(signal.SIGTERM)
+        running.wait_for(r"slow request in", 6)  # each is with a worker
+        answered: list[int] = []
+        failures: list[BaseException] = []
+        refused = threading.Event()
+        term_sent = threading.Event()
+
+        def load() -> None:
+            client = KeepAliveClient(port)
+            try:
+                for _ in range(20_000):  # bounded; ends when the server refuses
+                    try:
+                        answered.append(client.get())
+                    except ConnectionRefusedError:
+                        refused.set()  # the port is closed: nothing was sent
+                        return
+                    except (OSError, AssertionError) as exc:
+                        failures.append(exc)
+                        return
+                    if len(answered) >= 300 and not term_sent.is_set():
+                        term_sent.set()
+                        running.proc.send_signal(signal.SIGTERM)
+            finally:
+                client.close()
+
+        clients = [threading.Thread(target=load) for _ in range(4)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(WAIT * 2)
         for thread in in_flight:
             thread.join(WAIT)
-        assert len(results) == 6
-        for data in results:
+        print(f"TERM under load: {len(answered)} answered, {len(failures)} failed, "
+              f"then new connections refused: {refused.is_set()}; "
+              f"{len(slow)}/6 slow requests finished")  # fmt: skip
+        assert term_sent.is_set() and not failures
+        assert refused.is_set()  # new connections are refused while the drain goes on
+        assert len(slow) == 6
+        for data in slow:
             assert data.startswith(b"HTTP/1.1 200 "), data
             assert b"connection: close" in data.lower()  # told not to send another
-        assert running.stop() == 0
+        assert running.proc.wait(WAIT) == 0
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
 

@@ -333,7 +333,7 @@ class Arbiter:
                 logger.warning("Second %s: stopping the workers now", name)
                 self._stop(signal.SIGKILL)
             else:
-                logger.info("%s: draining %d worker(s)", name, len(self.workers))
+                logger.info("%s: draining %d worker(s)", name, self._serving())
                 self._stop(signal.SIGTERM)
         elif sig == signal.SIGQUIT:
             logger.warning("QUIT: stopping the workers now")
@@ -373,6 +373,12 @@ class Arbiter:
     def _stop(self, sig: int) -> None:
         if not self._stopping:
             self._stopping = True
+            # Close the parent's copies of the listening sockets: once the workers close
+            # theirs (at the start of their drain, after --shutdown-delay), the port
+            # refuses new connections, and a load balancer sends them elsewhere, instead
+            # of leaving them in a backlog that nobody will accept from.
+            for sock in self.sockets:
+                sock.close()
             self._respawns, self._respawn_at = 0, NEVER
             self._deadline = time.monotonic() + (
                 (self.config.timeout_graceful or 24 * 3600.0) + KILL_AFTER_GRACE_SECONDS
