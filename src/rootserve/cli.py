@@ -29,6 +29,10 @@ _GROUP_TITLES = {
     "limits": "limits and timeouts",
     "websocket": "WebSocket (ASGI apps)",
     "server": "responses",
+    "tls": "TLS",
+    "proxy": "behind a proxy",
+    "metrics": "metrics and health probes",
+    "static": "static files",
 }
 
 
@@ -66,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             group.add_argument(info.name, nargs="?", metavar=info.metavar, help=text)
             continue
         if info.default not in (None, [], "") and not info.switch:
-            text += f" (default: {info.default})"
+            shown = ",".join(info.default) if info.repeat else str(info.default)
+            text += f" (default: {shown})".replace("%", "%%")
         names = [info.flag] + ([info.short] if info.short else [])
         if info.switch:
             text += f" (default: {'on' if info.default else 'off'})"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from rootserve.config_edge import EdgeSettings
 from rootserve.setting import (
     ConfigError,
     SettingInfo,
@@ -48,8 +49,9 @@ ENV_PREFIX: Final = "ROOTSERVE_"
 
 
 @dataclass(frozen=True)
-class Config:
-    """The settings of one rootserve run. Sizes are bytes, durations seconds."""
+class Config(EdgeSettings):
+    """The settings of one rootserve run. Sizes are bytes, durations seconds. Those of TLS,
+    proxies, the access log's shape, metrics and static files are in config_edge.py."""
 
     # -- the app
     app: str | None = setting(

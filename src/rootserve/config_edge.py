@@ -1,0 +1,147 @@
+"""The settings of what meets the outside: TLS, proxies, the access log's shape, metrics and
+health probes, static files. `Config` (config.py) inherits them; they are declared here only
+to keep each file readable. Everything config.py's docstring says holds for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from rootserve.setting import setting
+
+__all__ = ["COMMON_LOG_FORMAT", "EdgeSettings"]
+
+# The access log's default line: the NCSA common log format, as Apache and nginx write it.
+COMMON_LOG_FORMAT: Final = '%(h)s - - [%(t)s] "%(r)s" %(s)s %(b)s'
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    # -- TLS
+    ssl_certfile: str = setting(
+        "",
+        "Serve HTTPS (and WSS) with this certificate chain (PEM). A HUP re-reads it, and "
+        "the key, so a renewed certificate is served without a restart.",
+        metavar="FILE",
+        group="tls",
+        elsewhere="uvicorn `--ssl-certfile`, gunicorn `--certfile`",
+    )
+    ssl_keyfile: str = setting(
+        "",
+        "The certificate's private key (PEM); empty when it is in --ssl-certfile.",
+        metavar="FILE",
+        group="tls",
+        elsewhere="uvicorn `--ssl-keyfile`, gunicorn `--keyfile`",
+    )
+    ssl_keyfile_password: str = setting(
+        "",
+        "The password of an encrypted --ssl-keyfile.",
+        metavar="TEXT",
+        group="tls",
+        elsewhere="uvicorn `--ssl-keyfile-password`",
+    )
+    ssl_ca_certs: str = setting(
+        "",
+        "CA certificates (PEM) that client certificates are checked against.",
+        metavar="FILE",
+        group="tls",
+        elsewhere="uvicorn `--ssl-ca-certs`, gunicorn `--ca-certs`",
+    )
+    ssl_cert_reqs: str = setting(
+        "none",
+        "Client certificates: `none` asks for none, `optional` checks one when sent, "
+        "`required` refuses a client without a valid one.",
+        choices=("none", "optional", "required"),
+        group="tls",
+        elsewhere="uvicorn `--ssl-cert-reqs` (a number there), gunicorn `--cert-reqs`",
+    )
+    ssl_ciphers: str = setting(
+        "",
+        "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's); empty keeps the "
+        "ssl module's secure default. TLS 1.2 is the oldest version accepted.",
+        metavar="CIPHERS",
+        group="tls",
+        elsewhere="uvicorn `--ssl-ciphers`, gunicorn `--ciphers`",
+    )
+    # -- proxies
+    proxy_headers: bool = setting(
+        False,
+        "Take the client's address, scheme, host, port and path prefix from `Forwarded` "
+        "(RFC 7239) or `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`, from peers in "
+        "--forwarded-allow-ips only, walking the chain from the right to the first "
+        "untrusted hop.",
+        group="proxy",
+        elsewhere="uvicorn `--proxy-headers` (on by default there)",
+    )
+    forwarded_allow_ips: list[str] = setting(
+        ["127.0.0.1", "::1"],
+        "Peers trusted to set the proxy headers and the PROXY protocol: addresses, CIDR "
+        "networks (`10.0.0.0/8`), `unix` for a unix-socket peer, or `*`; repeatable or "
+        "comma-separated.",
+        metavar="ADDRESS",
+        group="proxy",
+        elsewhere="uvicorn and gunicorn `--forwarded-allow-ips`",
+    )
+    proxy_protocol: bool = setting(
+        False,
+        "Expect the PROXY protocol (v1 or v2, as HAProxy and AWS NLB send it) before each "
+        "connection's first byte, from --forwarded-allow-ips peers; a connection from "
+        "another peer, or one that never sends it within --timeout-header, is closed.",
+        group="proxy",
+        elsewhere="granian `--proxy-protocol`, hypercorn `--proxy-protocol`",
+    )
+    # -- the access log's shape (whether there is one: --access-log)
+    access_log_format: str = setting(
+        COMMON_LOG_FORMAT,
+        "The access log line, with placeholders: %(h)s client address, %(t)s time, %(r)s "
+        "request line, %(m)s method, %(U)s path, %(q)s query, %(H)s protocol, %(s)s status, "
+        "%(b)s body bytes (- for none), %(B)s body bytes, %(D)s duration in microseconds, "
+        "%(L)s duration in seconds, %(p)s worker pid, %(i)s request id, "
+        "%({header}i)s a request header, %({header}o)s a response header.",
+        metavar="FORMAT",
+        group="logging",
+        elsewhere="gunicorn `--access-logformat`",
+    )
+    log_format: str = setting(
+        "text",
+        "`json`: every log line is one JSON object; an access line carries time, request "
+        "id (X-Request-ID, or a new one), trace id (W3C traceparent), method, path, "
+        "status, bytes, duration, client and worker pid.",
+        choices=("text", "json"),
+        group="logging",
+    )
+    access_log_exclude: list[str] = setting(
+        [],
+        "A request path left out of the access log (health probes); repeatable. A pattern "
+        "ending in `*` matches every path it begins.",
+        metavar="PATH",
+        group="logging",
+    )
+    log_config: str = setting(
+        "",
+        "A logging configuration (logging.config.dictConfig) as a .json or .toml file, "
+        "applied instead of rootserve's own: loggers `rootserve.error` and "
+        "`rootserve.access`.",
+        metavar="FILE",
+        group="logging",
+        elsewhere="uvicorn `--log-config`, gunicorn `--log-config-dict`",
+    )
+    # -- metrics and health
+    metrics_bind: str = setting(
+        "",
+        "Serve Prometheus metrics at /metrics, and the health probes /healthz (alive) and "
+        "/readyz (started and not draining), on this HOST:PORT, apart from the app's port "
+        "(empty: off, at no cost).",
+        metavar="ADDRESS",
+        group="metrics",
+    )
+    # -- static files
+    static: list[str] = setting(
+        [],
+        "Serve the files of DIR under the URL prefix, before the app: `/static=./public`; "
+        "repeatable. ETag, Last-Modified, 304, single ranges (206) and HEAD; no path "
+        "leaves DIR.",
+        metavar="PREFIX=DIR",
+        group="static",
+        elsewhere="whitenoise, nginx `location` + `alias`",
+    )
