@@ -34,6 +34,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py --wsgi $(BENCH_ARGS)
+	$(BIN)/python benchmarks/workers.py $(BENCH_ARGS)
 
 # Each interpreter found on PATH or, failing that, among pyenv's installed versions.
 test-all:

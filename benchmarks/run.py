@@ -555,10 +555,23 @@ def run_ws_client(
     )
 
 
-def bench_server(name: str, scenario: Scenario, settings: Settings, tmp: Path) -> Result:
+def bench_server(
+    name: str,
+    scenario: Scenario,
+    settings: Settings,
+    tmp: Path,
+    command: Callable[[int], list[str]] | None = None,
+    ready: Callable[[Running, float], str | None] | None = None,
+) -> Result:
+    """Start, probe, warm up, measure and stop one server. `command(port)` replaces the
+    argv from SERVERS[name]; `ready(running, deadline)`, once the probe answers, waits for
+    more (e.g. every worker) and returns None, or why the server is not ready."""
     result = Result(server=name)
-    argv = SERVERS[name].argv(scenario.interface, scenario.app, port := free_port())
-    argv += scenario.extra_args(name)
+    if command is None:
+        argv = SERVERS[name].argv(scenario.interface, scenario.app, port := free_port())
+        argv += scenario.extra_args(name)
+    else:
+        argv = command(port := free_port())
     result.command = pinned(settings.server_cpu, argv)
     if not Path(argv[0]).exists():
         result.error = f"not installed: {argv[0]} does not exist"
@@ -574,6 +587,8 @@ def bench_server(name: str, scenario: Scenario, settings: Settings, tmp: Path) -
         return result
     try:
         problem = wait_ready(running, port, scenario, started + READY_TIMEOUT)
+        if problem is None and ready is not None:
+            problem = ready(running, started + READY_TIMEOUT)
         if problem is not None:
             tail = running.log_tail().splitlines()
             # The last line of the server's own output usually names the cause.
@@ -683,6 +698,19 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def align(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Header, rule and rows as lines of columns, the ones numbered in `right` right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return " | ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return [line(header), "-+-".join("-" * w for w in widths), *[line(row) for row in rows]]
+
+
 def render_table(scenario: Scenario, results: Sequence[Result]) -> str:
     unit = scenario.unit
     header = ["server", f"{unit}/s", "p50 ms", "p99 ms", f"CPU us/{unit}", "RSS MiB", "ratio"]
@@ -714,18 +742,7 @@ def render_table(scenario: Scenario, results: Sequence[Result]) -> str:
                 ratio,
             ]
         )
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    right = {1, 2, 3, 4, 5}
-
-    def line(cells: list[str]) -> str:
-        return " | ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    out = [f"== {scenario.name}: {scenario.description}", line(header)]
-    out.append("-+-".join("-" * w for w in widths))
-    out += [line(row) for row in rows]
+    out = [f"== {scenario.name}: {scenario.description}", *align(header, rows, {1, 2, 3, 4, 5})]
     for r in results:
         if r.error:
             out.append(f"   {r.server}: did not run: {r.error}")
