@@ -13,6 +13,9 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+	@# The deployment files' own checkers (tests/deploy/): nginx -t, systemd-analyze verify.
+	@(command -v nginx || test -x /usr/sbin/nginx) >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
+	@command -v systemd-analyze >/dev/null || (apt-get update -qq && apt-get install -y -qq systemd)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -63,10 +63,17 @@ class Config(EdgeSettings):
         group="app",
     )
     factory: bool = setting(
-        False, "Treat APP as a factory: call it with no arguments to get the app.", group="app"
+        False,
+        "Treat APP as a factory: call it with no arguments to get the app.",
+        group="app",
+        elsewhere="uvicorn `--factory`",
     )
     app_dir: str = setting(
-        ".", "Folder put first on sys.path before APP is imported.", metavar="DIR", group="app"
+        ".",
+        "Folder put first on sys.path before APP is imported.",
+        metavar="DIR",
+        group="app",
+        elsewhere="uvicorn `--app-dir`, gunicorn `--chdir`",
     )
     interface: str = setting(
         "auto",
@@ -75,6 +82,7 @@ class Config(EdgeSettings):
         "2-parameter callable is WSGI.",
         choices=("auto", "asgi", "wsgi"),
         group="app",
+        elsewhere="uvicorn `--interface` (asgi3, asgi2 or wsgi there)",
     )
     lifespan: str = setting(
         "auto",
@@ -82,6 +90,7 @@ class Config(EdgeSettings):
         "them when the app supports them, `off` never sends them.",
         choices=("auto", "on", "off"),
         group="app",
+        elsewhere="uvicorn `--lifespan`",
     )
     root_path: str = setting(
         "",
@@ -90,6 +99,7 @@ class Config(EdgeSettings):
         metavar="PATH",
         parse=parse_root_path,
         group="app",
+        elsewhere="uvicorn `--root-path`",
     )
     threads: int = setting(
         8,
@@ -100,6 +110,7 @@ class Config(EdgeSettings):
         parse=parse_count,
         metavar="N",
         group="app",
+        elsewhere="gunicorn `--threads`",
     )
     workers: int = setting(
         0,
@@ -182,9 +193,15 @@ class Config(EdgeSettings):
         elsewhere="uvicorn `--reload-exclude`",
     )
     # -- where to listen
-    host: str = setting("127.0.0.1", "Address to listen on.", group="listen")
+    host: str = setting(
+        "127.0.0.1", "Address to listen on.", group="listen", elsewhere="uvicorn `--host`"
+    )
     port: int = setting(
-        8000, "Port to listen on (0 picks a free one).", parse=parse_port, group="listen"
+        8000,
+        "Port to listen on (0 picks a free one).",
+        parse=parse_port,
+        group="listen",
+        elsewhere="uvicorn `--port`",
     )
     bind: list[str] = setting(
         [],
@@ -192,28 +209,21 @@ class Config(EdgeSettings):
         "`unix:PATH` or `fd://N` (an inherited socket).",
         metavar="ADDRESS",
         group="listen",
+        elsewhere="uvicorn `--uds` and `--fd`, gunicorn `-b`",
     )
     backlog: int = setting(
-        2048, "Pending connections the kernel may queue.", parse=parse_count, group="listen"
+        2048,
+        "Pending connections the kernel may queue.",
+        parse=parse_count,
+        group="listen",
+        elsewhere="uvicorn and gunicorn `--backlog`",
     )
     loop: str = setting(
         "auto",
         "Event loop: `uvloop` when importable (auto), or plain `asyncio`.",
         choices=("auto", "asyncio", "uvloop"),
         group="listen",
-    )
-    ws: str = setting(
-        "auto",
-        "WebSocket (RFC 6455) for ASGI apps: `auto` switches a valid handshake to a WebSocket "
-        "session (ASGI `websocket` scope); `off` answers it as a plain HTTP request, as it "
-        "always is for a WSGI app.",
-        choices=("auto", "off"),
-        group="websocket",
-    )
-    ws_per_message_deflate: bool = setting(
-        True,
-        "Offer WebSocket permessage-deflate compression (RFC 7692) to clients that ask.",
-        group="websocket",
+        elsewhere="uvicorn `--loop`",
     )
     # -- logging
     log_level: str = setting(
@@ -221,8 +231,14 @@ class Config(EdgeSettings):
         "Least severe message logged.",
         choices=("critical", "error", "warning", "info", "debug"),
         group="logging",
+        elsewhere="uvicorn and gunicorn `--log-level`",
     )
-    access_log: bool = setting(True, "Log one line per request.", group="logging")
+    access_log: bool = setting(
+        True,
+        "Log one line per request.",
+        group="logging",
+        elsewhere="uvicorn `--access-log`, gunicorn `--access-logfile`",
+    )
     # -- limits (RFC 9112 framing limits and resource bounds)
     max_request_line: int = setting(
         8 * KIB,
@@ -230,6 +246,7 @@ class Config(EdgeSettings):
         parse=parse_size,
         metavar="BYTES",
         group="limits",
+        elsewhere="gunicorn `--limit-request-line`",
     )
     max_header_size: int = setting(
         16 * KIB,
@@ -237,6 +254,10 @@ class Config(EdgeSettings):
         parse=parse_size,
         metavar="BYTES",
         group="limits",
+        elsewhere=(
+            "uvicorn `--h11-max-incomplete-event-size`, "
+            "gunicorn `--limit-request-field_size` (per field there)"
+        ),
     )
     max_header_count: int = setting(
         100,
@@ -244,6 +265,7 @@ class Config(EdgeSettings):
         parse=parse_count,
         metavar="N",
         group="limits",
+        elsewhere="gunicorn `--limit-request-fields`",
     )
     max_body_size: int = setting(
         100 * MIB,
@@ -258,6 +280,7 @@ class Config(EdgeSettings):
         parse=parse_count,
         metavar="N",
         group="limits",
+        elsewhere="uvicorn `--limit-concurrency`",
     )
     timeout_keep_alive: float = setting(
         5 * SECONDS,
@@ -265,6 +288,7 @@ class Config(EdgeSettings):
         parse=parse_seconds,
         metavar="SECONDS",
         group="limits",
+        elsewhere="uvicorn `--timeout-keep-alive`, gunicorn `--keep-alive`",
     )
     timeout_header: float = setting(
         10 * SECONDS,
@@ -320,39 +344,18 @@ class Config(EdgeSettings):
         group="limits",
         elsewhere="uvicorn `--timeout-graceful-shutdown`, gunicorn `--graceful-timeout`",
     )
-    ws_max_size: int = setting(
-        16 * MIB,
-        "Largest WebSocket message in bytes (after decompression); larger closes the "
-        "connection with 1009 (0: no limit).",
-        parse=parse_size,
-        metavar="BYTES",
-        group="websocket",
+    server_header: bool = setting(
+        True,
+        "Add `Server: rootserve` to responses.",
+        group="server",
+        elsewhere="uvicorn `--server-header`",
     )
-    ws_max_queue: int = setting(
-        32,
-        "WebSocket messages received and not yet taken by the app before reading pauses "
-        "(0: no limit).",
-        parse=parse_count,
-        metavar="N",
-        group="websocket",
+    date_header: bool = setting(
+        True,
+        "Add a `Date` header to responses.",
+        group="server",
+        elsewhere="uvicorn `--date-header`",
     )
-    ws_ping_interval: float = setting(
-        20 * SECONDS,
-        "Send a WebSocket ping every this many seconds (0: never).",
-        parse=parse_seconds,
-        metavar="SECONDS",
-        group="websocket",
-    )
-    ws_ping_timeout: float = setting(
-        20 * SECONDS,
-        "Fail a WebSocket (close code 1011) when the pong to a ping does not come back "
-        "within this many seconds (0: no limit).",
-        parse=parse_seconds,
-        metavar="SECONDS",
-        group="websocket",
-    )
-    server_header: bool = setting(True, "Add `Server: rootserve` to responses.", group="server")
-    date_header: bool = setting(True, "Add a `Date` header to responses.", group="server")
 
 
 def default(name: str) -> Any:

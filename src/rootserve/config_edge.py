@@ -1,13 +1,15 @@
-"""The settings of what meets the outside: TLS, proxies, the access log's shape, metrics and
-health probes, static files. `Config` (config.py) inherits them; they are declared here only
-to keep each file readable. Everything config.py's docstring says holds for them."""
+"""The settings of what meets the outside: WebSocket, TLS, proxies, the access log's shape,
+metrics and health probes, static files. `Config` (config.py) inherits them; they are
+declared here only to keep each file readable; everything config.py's docstring says
+holds for them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
 
-from rootserve.setting import setting
+from rootserve.setting import parse_count, parse_seconds, parse_size, setting
+from rootserve.units import MIB, SECONDS
 
 __all__ = ["COMMON_LOG_FORMAT", "EdgeSettings"]
 
@@ -17,6 +19,51 @@ COMMON_LOG_FORMAT: Final = '%(h)s - - [%(t)s] "%(r)s" %(s)s %(b)s'
 
 @dataclass(frozen=True)
 class EdgeSettings:
+    # -- WebSocket (ASGI apps)
+    ws: str = setting(
+        "auto",
+        "WebSocket (RFC 6455) for ASGI apps: `auto` switches a valid handshake to a WebSocket "
+        "session (ASGI `websocket` scope); `off` answers it as a plain HTTP request, as it "
+        "always is for a WSGI app.",
+        choices=("auto", "off"),
+        group="websocket",
+    )
+    ws_per_message_deflate: bool = setting(
+        True,
+        "Offer WebSocket permessage-deflate compression (RFC 7692) to clients that ask.",
+        group="websocket",
+    )
+    ws_max_size: int = setting(
+        16 * MIB,
+        "Largest WebSocket message in bytes (after decompression); larger closes the "
+        "connection with 1009 (0: no limit).",
+        parse=parse_size,
+        metavar="BYTES",
+        group="websocket",
+    )
+    ws_max_queue: int = setting(
+        32,
+        "WebSocket messages received and not yet taken by the app before reading pauses "
+        "(0: no limit).",
+        parse=parse_count,
+        metavar="N",
+        group="websocket",
+    )
+    ws_ping_interval: float = setting(
+        20 * SECONDS,
+        "Send a WebSocket ping every this many seconds (0: never).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="websocket",
+    )
+    ws_ping_timeout: float = setting(
+        20 * SECONDS,
+        "Fail a WebSocket (close code 1011) when the pong to a ping does not come back "
+        "within this many seconds (0: no limit).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="websocket",
+    )
     # -- TLS
     ssl_certfile: str = setting(
         "",
