@@ -242,6 +242,7 @@ SERVERS = {
     s.name: s
     for s in (
         Server("rootserve", _rootserve),
+        Server("rootserve-metrics", _rootserve),  # with --metrics-bind: what metrics cost
         Server("uvicorn", _uvicorn),
         Server("uvicorn-wsproto", _uvicorn),
         Server("hypercorn", _hypercorn),
@@ -294,6 +295,15 @@ SCENARIOS = {
             peers=("uvicorn",),
             extra_peers=("hypercorn", "granian"),
             expect_body=b"Hello, world!",
+        ),
+        Scenario(
+            "asgi-hello-metrics",
+            "ASGI GET / -> 200 'Hello, world!', rootserve without and with --metrics-bind",
+            "asgi",
+            "benchmarks.apps.asgi_hello:app",
+            peers=("rootserve-metrics",),
+            expect_body=b"Hello, world!",
+            server_args=(("rootserve-metrics", ("--metrics-bind", f"{HOST}:0")),),
         ),
         Scenario(
             "wsgi-hello",

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rootserve.observe.access import NullAccessLog
+from rootserve.observe.metrics import NullMetrics
 from rootserve.protocol.events import Data, EndOfMessage, Event, Request
 from rootserve.protocol.exchange import Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
@@ -43,6 +44,7 @@ class FakeState:
         self.running = Running()
         self.shutting_down = False
         self.access_log = NullAccessLog()
+        self.metrics = NullMetrics()
 
 
 class FakeConnection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,11 +14,16 @@ from rootserve import __version__
 from rootserve.config import Config, ConfigError, SettingInfo, load_config, setting_info
 from rootserve.exit_codes import EXIT_APP, EXIT_OK, EXIT_USAGE
 from rootserve.loading import AppLoadError, load_configured_app
+from rootserve.observe.access import check_access_log
 from rootserve.observe.logs import setup_logging
+from rootserve.server.probes import ProbeServer, server_probes
+from rootserve.server.proxied import check_proxy_settings
+from rootserve.server.static import parse_static
+from rootserve.server.tls import check_settings as check_tls_settings
 from rootserve.server.worker import Server
 from rootserve.supervisor.arbiter import Arbiter
 from rootserve.supervisor.reload import reload_roots
-from rootserve.supervisor.sockets import BindError, bind_all, systemd_sockets
+from rootserve.supervisor.sockets import BindError, bind_all, bind_metrics, systemd_sockets
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -111,6 +117,19 @@ def listen_addresses(config: Config) -> list[str]:
     return [f"{host}:{config.port}"]
 
 
+def _serve_alone(server: Server, metrics_sock: socket.socket | None) -> int:
+    """One process, no supervisor; with --metrics-bind, the probes in a thread beside it."""
+    if metrics_sock is None:
+        return server.run()
+    ready, alive = server_probes(server, server.config)
+    probes = ProbeServer(server.config, metrics_sock, ready, alive)
+    probes.start()
+    try:
+        return server.run()
+    finally:
+        probes.stop()
+
+
 def _uvloop_importable() -> bool:
     try:
         import uvloop  # noqa: F401
@@ -123,12 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     try:
         config = load_config(args, pyproject=Path("pyproject.toml"))
+        check_access_log(config)
+        setup_logging(config.log_level, log_format=config.log_format, log_config=config.log_config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    setup_logging(config.log_level)
     if config.loop == "uvloop" and not _uvloop_importable():
         print("error: --loop uvloop: uvloop is not installed (pip install uvloop)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_tls_settings(config)  # once, before any app, socket or worker
+        parse_static(config.static)  # each /PREFIX=DIR well formed, each DIR a folder
+        check_proxy_settings(config)  # --forwarded-allow-ips entries; --proxy-protocol
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     supervised = bool(config.workers or config.reload)
     if config.reload:
@@ -158,6 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BindError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    metrics_sock, metrics_cleanup = None, None
+    if config.metrics_bind:
+        try:
+            metrics_sock, metrics_cleanup = bind_metrics(config)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     pid_file = Path(config.pid) if config.pid else None
     try:
         if pid_file is not None:
@@ -168,10 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: --pid {config.pid}: {exc.strerror}", file=sys.stderr)
                 return EXIT_USAGE
         if supervised:
-            return Arbiter(config, sockets).run()
-        return Server(config, app, sockets, interface=interface).run()
+            return Arbiter(config, sockets, metrics_sock=metrics_sock).run()
+        return _serve_alone(Server(config, app, sockets, interface=interface), metrics_sock)
     finally:
         for sock in sockets:
             sock.close()
+        if metrics_sock is not None:
+            metrics_sock.close()
+        if metrics_cleanup is not None:
+            metrics_cleanup()
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)

@@ -31,7 +31,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/grow":
         HELD.append(b"x" * GROW_BYTES)  # written, so resident (not lazily zeroed pages)
     elif scope["path"] == "/slow":
-        print(f"slow request in {os.getpid()}", file=sys.stderr, flush=True)  # tests wait on it
+        # Tests wait on this line: one write (print writes the end of line apart, and two
+        # workers' lines would interleave in the shared pipe).
+        sys.stderr.write(f"slow request in {os.getpid()}\n")
+        sys.stderr.flush()
         await asyncio.sleep(SLOW_SECONDS)
     elif scope["path"] == "/block":
         time.sleep(BLOCK_SECONDS)  # the mistake: blocking code on the event loop

@@ -22,6 +22,7 @@ from tests.e2e.workers_support import (
     APP,
     WAIT,
     KeepAliveClient,
+    NoAnswerOnNewConnection,
     get_pid,
     still_running,
     supervisor,
@@ -157,6 +158,7 @@ def test_hup_restarts_every_worker_under_load_without_a_failed_request():
             client.join(WAIT * 2)
         running.wait_for(r"Rolling restart done")
         new = set(running.worker_pids(4)[2:])
+        assert not still_running(old)  # the old workers drained and exited
         print(f"HUP under load: {len(answered)} answered, {len(failures)} failed, "
               f"{sum(retries)} GET(s) retried on a closed keep-alive connection")  # fmt: skip
         assert not failures
@@ -179,6 +181,7 @@ def test_hup_with_code_that_cannot_import_keeps_the_old_workers(tmp_path: Path):
         module.write_text((ROOT / "tests" / "apps" / "pid_app.py").read_text())
         running.proc.send_signal(signal.SIGHUP)
         running.wait_for(r"Rolling restart done")
+        assert not still_running(old)  # each old worker serves until it has drained
         assert not {get_pid(port) for _ in range(20)} & old
         assert running.stop() == 0
 
@@ -205,6 +208,7 @@ def test_term_under_load_finishes_what_was_sent_refuses_new_connections_and_exit
         answered: list[int] = []
         failures: list[BaseException] = []
         refused = threading.Event()
+        reset: list[int] = []
         term_sent = threading.Event()
 
         def load() -> None:
@@ -215,6 +219,11 @@ def test_term_under_load_finishes_what_was_sent_refuses_new_connections_and_exit
                         answered.append(client.get())
                     except ConnectionRefusedError:
                         refused.set()  # the port is closed: nothing was sent
+                        return
+                    except NoAnswerOnNewConnection:
+                        # Connected in the instant the last listener closed: the kernel
+                        # resets what is still in its accept queue (no worker read it).
+                        reset.append(1)
                         return
                     except (OSError, AssertionError) as exc:
                         failures.append(exc)
@@ -233,10 +242,11 @@ def test_term_under_load_finishes_what_was_sent_refuses_new_connections_and_exit
         for thread in in_flight:
             thread.join(WAIT)
         print(f"TERM under load: {len(answered)} answered, {len(failures)} failed, "
-              f"then new connections refused: {refused.is_set()}; "
+              f"then new connections refused: {refused.is_set()}, reset from the closing "
+            f"listener's queue: {len(reset)}; "
               f"{len(slow)}/6 slow requests finished")  # fmt: skip
         assert term_sent.is_set() and not failures
-        assert refused.is_set()  # new connections are refused while the drain goes on
+        assert refused.is_set() or reset  # new connections are refused during the drain
         assert len(slow) == 6
         for data in slow:
             assert data.startswith(b"HTTP/1.1 200 "), data

@@ -121,6 +121,10 @@ def get_pid(port: int) -> int:
     return int(body)
 
 
+class NoAnswerOnNewConnection(ConnectionError):
+    """A new connection was closed or reset before any byte of an answer."""
+
+
 class KeepAliveClient:
     """GETs on one keep-alive connection, as a browser or curl does them: a new connection
     after a response that says `Connection: close`, and one retry of a GET whose reused
@@ -146,7 +150,7 @@ class KeepAliveClient:
                 if reused and attempt == 0:
                     self.retries += 1
                     continue
-                raise ConnectionError("no answer on a new connection")
+                raise NoAnswerOnNewConnection("no answer on a new connection")
             head, body = answer
             if b"connection: close" in head.lower():
                 self.close()

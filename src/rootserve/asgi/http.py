@@ -30,6 +30,7 @@ __all__ = [
     "ASGIRunner",
     "ClientDisconnected",
     "HTTPCycle",
+    "add_tls_extension",
     "build_scope",
 ]
 
@@ -96,6 +97,15 @@ def build_scope(
     if state is not None:
         scope["state"] = state.copy()  # each request gets its own shallow copy
     return scope
+
+
+def add_tls_extension(scope: Scope, exchange: Exchange) -> None:
+    """`scope["extensions"]["tls"]` (ASGI TLS extension 0.2) for an https or wss request
+    on a TLS connection; one whose scheme comes from a proxy's header, on a plain
+    connection, gets none (the spec forbids it for connections that are not TLS)."""
+    tls = exchange.tls
+    if tls is not None:
+        scope["extensions"]["tls"] = tls
 
 
 class HTTPCycle:
@@ -330,14 +340,17 @@ class ASGIRunner:
         self._own_tasks = loop.get_task_factory() is None
 
     def attach(self, exchange: Exchange) -> None:
+        scheme = exchange.scheme
         scope = build_scope(
             exchange,
             exchange.server,
             exchange.client,
-            exchange.scheme,
-            self.root_path,
+            scheme,
+            self.root_path if exchange.root_path is None else exchange.root_path,
             self.state,
         )
+        if scheme == "https":  # (plain HTTP pays this one comparison for TLS)
+            add_tls_extension(scope, exchange)
         exchange.receiver = HTTPCycle(scope, exchange)
 
     def start(self, exchange: Exchange) -> None:

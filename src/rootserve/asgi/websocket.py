@@ -41,7 +41,7 @@ from rootserve.asgi._websocket_session import (
     WebSocketSession,
     WSConfig,
 )
-from rootserve.asgi.http import build_scope
+from rootserve.asgi.http import add_tls_extension, build_scope
 from rootserve.observe.access import printable
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected, Exchange
 from rootserve.types import (
@@ -249,18 +249,21 @@ class WebSocketCycle:
         self._handshake = checked
         # ASGI spec 2.4, "WebSocket Connection Scope": the http scope's fields but `method`,
         # plus the client's subprotocols and the denial response extension.
+        secure = exchange.scheme == "https"
         scope = build_scope(
             exchange,
             exchange.server,
             exchange.client,
-            "wss" if exchange.scheme == "https" else "ws",
-            runner.root_path,
+            "wss" if secure else "ws",
+            runner.root_path if exchange.root_path is None else exchange.root_path,
             runner.state,
         )
         scope["type"] = "websocket"
         del scope["method"]
         scope["subprotocols"] = checked.subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
+        if secure:
+            add_tls_extension(scope, exchange)
         self.scope = scope
         return True
 

@@ -83,10 +83,14 @@ class Exchange(Head, Protocol):
     client: Address | None
     receiver: Receiver
     status: int  # the status answered, 0 until the response starts
+    scheme: str  # `http` or `https` (TLS, or a trusted proxy's word)
+    # A trusted proxy's path prefix (X-Forwarded-Prefix); None: the server's --root-path.
+    root_path: str | None
 
     @property
-    def scheme(self) -> str:
-        """`http` or `https`."""
+    def tls(self) -> dict[str, Any] | None:
+        """The ASGI TLS extension's dict for this request's connection; None when the
+        connection is not TLS."""
 
     @property
     def disconnected(self) -> bool:

@@ -5,6 +5,8 @@ lingering after a closing answer, closing, aborting, and the graceful stop. A pa
 
 from __future__ import annotations
 
+import os
+import socket
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -13,7 +15,7 @@ from rootserve.protocol.events import BadRequest
 from rootserve.protocol.exchange import Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.server.exchange import HTTP11Exchange
-from rootserve.server.state import CLOSED, LINGER, NO_DEADLINE, ConnState, ServerState
+from rootserve.server.state import CLOSED, HEAD, LINGER, NO_DEADLINE, ConnState, ServerState
 from rootserve.units import MIB
 
 __all__ = ["ClosingSide"]
@@ -38,12 +40,47 @@ class ClosingSide:
     _read_paused: bool
     _eof: bool
     _lingered: int
+    upgrade: HTTP11Exchange | None
+    tls: Any  # server/tls.py ConnectionTLS, or None on plain HTTP
 
     if TYPE_CHECKING:
         # Connection's own (declared here for mypy only: a real method here would shadow
         # the one in the class that defines it, earlier in the MRO).
         def write(self, data: bytes) -> None: ...
         def enter(self, new: ConnState) -> None: ...
+
+    def eof_received(self) -> bool:
+        self._on_eof()
+        # Half-open for the answers still owed; TLS cannot be (the loop warns if asked).
+        return self.tls is None
+
+    def _on_eof(self) -> None:
+        # A half-close (RFC 9112 section 9.6): requests already received are still
+        # answered; a request whose body was cut short sees a disconnect.
+        self._eof = True
+        if self.at is LINGER:
+            self.close()
+            return
+        if self.session is not None:
+            self.session.eof_received()
+            return
+        upgrade = self.upgrade
+        if upgrade is not None:
+            # A switch can go no further without the client: nothing to answer.
+            if upgrade is self.current:
+                upgrade.disconnect()
+                self.close()
+                return
+            if upgrade in self.pipeline:
+                self.pipeline.remove(upgrade)  # still waiting: it will never be answered
+        self.proto.receive_data(b"")
+        receiving = self.receiving
+        if receiving is not None and not receiving.request_complete:
+            # That request can never be whole: end the connection, and with it the
+            # request (its app sees the disconnect).
+            self.close()
+        elif self.current is None and not self.pipeline:
+            self.close()
 
     def _on_bad_request(self, event: BadRequest) -> None:
         receiving = self.receiving
@@ -121,7 +158,26 @@ class ClosingSide:
         a restart)."""
         if self.session is not None:
             self.session.shutdown(self.state.restarting)
-        elif self.current is None:
-            self.close()
-        else:
+        elif self.current is not None:
             self.proto.close_after_response()
+        elif self.at is HEAD or self._bytes_waiting():
+            # A request is arriving (its first bytes may still be in the kernel: a new
+            # connection, or a keep-alive one whose next request crossed the stop): it is
+            # answered, with Connection: close, before the connection closes, within the
+            # header deadline. Closing with unread bytes would reset it, unanswered.
+            self.state.arriving.add(self)
+            self.proto.close_after_response()
+        else:
+            self.close()
+
+    def _bytes_waiting(self) -> bool:
+        """Whether the client sent bytes not read yet: a peek at the socket, done only on
+        a graceful stop (the transport's own socket object cannot recv: peek on a dup)."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            with socket.socket(fileno=os.dup(sock.fileno())) as peek:
+                return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except OSError:  # nothing waiting (EAGAIN), or the connection is gone
+            return False

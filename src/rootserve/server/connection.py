@@ -19,6 +19,9 @@ A request that asks to switch to WebSocket (the protocol holds the bytes after i
 the WebSocket runner when there is one, else it is answered as a plain request and parsing
 resumes. After a 101 every byte received goes to the session (`switch`), which keeps its own
 deadline; the connection is then only its byte stream.
+
+Over TLS the loop completes the handshake before `connection_made`; the connection keeps
+the TLS facts (`ConnectionTLS`, server/tls.py) and makes its requests https.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from rootserve.server.state import (
     Runner,
     ServerState,
 )
+from rootserve.server.tls import ConnectionTLS
 from rootserve.units import KIB
 
 __all__ = ["Connection"]
@@ -77,6 +81,7 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         self.receiving: HTTP11Exchange | None = None  # the exchange whose body is arriving
         self.pipeline: deque[HTTP11Exchange | BadRequest] = deque()
         self.upgrade: HTTP11Exchange | None = None  # a request that asked to switch
+        self.tls: ConnectionTLS | None = None  # on a TLS listener, once connected
         self.session: Upgraded | None = None  # after the switch
         # Where received bytes go instead of the HTTP parser: nowhere while lingering, the
         # protocol's held bytes while a switch waits for its answer, then the session.
@@ -96,15 +101,26 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         self.transport = transport
         self.server_addr = _address(transport.get_extra_info("sockname"))
         self.client_addr = _address(transport.get_extra_info("peername"))
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:  # the handshake is done: the loop calls us only then
+            self.tls = ConnectionTLS(ssl_object)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
         self.state.connections.add(self)
         self.enter(IDLE)
         if self.state.shutting_down:
-            self.close()
+            # Accepted as the listener closed: the client connected before the stop, so
+            # it gets its one request answered (with Connection: close), not a reset.
+            self.state.arriving.add(self)
+            self.proto.close_after_response()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.at = CLOSED
         self.deadline = NO_DEADLINE
+        arriving = self.state.arriving
+        if self in arriving:
+            arriving.discard(self)
+            if not arriving:
+                arriving.removed()
         connections = self.state.connections
         connections.discard(self)
         if not connections:
@@ -121,35 +137,6 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
                 sessions.removed()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
-
-    def eof_received(self) -> bool:
-        # A half-close (RFC 9112 section 9.6): requests already received are still
-        # answered; a request whose body was cut short sees a disconnect.
-        self._eof = True
-        if self.at is LINGER:
-            self.close()
-            return True
-        if self.session is not None:
-            self.session.eof_received()
-            return True
-        upgrade = self.upgrade
-        if upgrade is not None:
-            # A switch can go no further without the client: nothing to answer.
-            if upgrade is self.current:
-                upgrade.disconnect()
-                self.close()
-                return True
-            if upgrade in self.pipeline:
-                self.pipeline.remove(upgrade)  # still waiting: it will never be answered
-        self.proto.receive_data(b"")
-        receiving = self.receiving
-        if receiving is not None and not receiving.request_complete:
-            # That request can never be whole: end the connection, and with it the
-            # request (its app sees the disconnect).
-            self.close()
-        elif self.current is None and not self.pipeline:
-            self.close()
-        return True
 
     def data_received(self, data: bytes) -> None:
         sink = self._sink
@@ -236,7 +223,7 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         if last and self.at is not CLOSED:
             self.transport.write(last)
         state = self.state
-        state.access_log.log(self.client_addr, exchange, exchange.status)
+        state.access_log.log(exchange.client, exchange, exchange.status)
         if exchange is not self.current:
             return  # a late answer to a request cut off by a refusal
         self.current = None
@@ -262,7 +249,7 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
     ) -> Upgraded:
         """The 101 is written: the session opens on this connection, and from now on every
         byte received goes to it, first what arrived after the request."""
-        self.state.access_log.log(self.client_addr, exchange, 101)
+        self.state.access_log.log(exchange.client, exchange, 101)
         held = self.proto.take_upgrade_data()
         session = open_session(self)
         self.current = self.upgrade = None
@@ -286,6 +273,8 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         exchange.conn = self
         exchange.server = self.server_addr
         exchange.client = self.client_addr
+        if self.tls is not None:
+            exchange.scheme = "https"
         if exchange.has_body:
             exchange.request_complete = False
             exchange.awaiting_continue = exchange.expect_continue
@@ -311,6 +300,8 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
             events += self.proto.resume_after_upgrade()
         else:
             exchange.bind(self)
+            if self.tls is not None:
+                exchange.scheme = "https"  # (wss)
             self.upgrade = exchange
             self._sink = self._hold
             websocket.attach(exchange)

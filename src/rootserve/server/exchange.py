@@ -26,7 +26,7 @@ import asyncio
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, Final, Protocol
 
 from rootserve.protocol.events import Headers, Request
 from rootserve.protocol.exchange import (
@@ -40,6 +40,7 @@ from rootserve.protocol.exchange import (
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import LocalProtocolError
 from rootserve.server.state import ServerState
+from rootserve.server.tls import ConnectionTLS
 
 __all__ = ["HTTP11Exchange"]
 
@@ -55,6 +56,7 @@ class Connection(ByteStream, Protocol):
     server_addr: Address | None
     client_addr: Address | None
     upgrade: HTTP11Exchange | None  # the exchange of a request that asked to switch
+    tls: ConnectionTLS | None  # None: not a TLS connection
 
     def response_complete(self, exchange: HTTP11Exchange, keep_alive: bool, last: bytes) -> None:
         """`exchange` is answered; `last` are its last bytes, to write first."""
@@ -127,8 +129,17 @@ class HTTP11Exchange(Request):
     # Whether the client waits for 100 Continue before it sends the body.
     awaiting_continue: bool = False
     _answer: Answer = _WAITING
+    # What the access log reads (observe/access.py `Answered`), kept as the answer goes
+    # out: the app's header fields and the body bytes handed to the protocol. `started` is
+    # set only by the access log's runner (`AccessLog.timed`), when its lines need it.
+    response_headers: Iterable[tuple[bytes, bytes]] = field(init=False, repr=False)
+    sent: int = field(init=False, repr=False)
+    started: float = field(init=False, repr=False)
 
-    scheme: ClassVar[str] = "http"  # TLS (issue 07) will make it the connection's
+    # `http`, or `https` on a TLS connection, which sets it as the request arrives; a
+    # field of each exchange, so that proxy headers can change it per request.
+    scheme: str = "http"
+    root_path: str | None = None  # a trusted proxy's prefix (server/proxied.py)
     # Identity, not Request's field-by-field equality: two identical pipelined requests are
     # two exchanges (`pipeline.remove`, `in`), and an exchange is kept in the running set.
     __eq__ = object.__eq__
@@ -159,6 +170,13 @@ class HTTP11Exchange(Request):
         self.receiver.disconnect()
 
     # -- the adapter's side --------------------------------------------------------------
+
+    @property
+    def tls(self) -> dict[str, Any] | None:
+        """The ASGI TLS extension's dict for this request's connection; None when the
+        connection is not TLS (asgi/http.py asks only for an `https` request)."""
+        tls = self.conn.tls
+        return None if tls is None else tls.extension()
 
     @property
     def disconnected(self) -> bool:
@@ -220,6 +238,8 @@ class HTTP11Exchange(Request):
         except (LocalProtocolError, ValueError) as exc:
             raise ResponseError(f"cannot send the response head: {exc}") from None
         self.status = status
+        self.response_headers = headers
+        self.sent = len(body)
         if not end:
             self._answer = _STREAMING
             conn.write(data)
@@ -247,6 +267,7 @@ class HTTP11Exchange(Request):
             # More body than the head's Content-Length (RFC 9112 section 6.3).
             self._cut()
             raise ResponseError(str(exc)) from None
+        self.sent += len(data)
         if not end:
             if out:
                 conn.write(out)
@@ -273,10 +294,12 @@ class HTTP11Exchange(Request):
         proto = conn.proto
         try:
             sent = await conn.state.loop.sendfile(conn.transport, file, offset, count)
+            self.sent += sent
             proto.send_data_sent_elsewhere(sent)
             end = proto.send_end()
         except (OSError, RuntimeError, LocalProtocolError) as exc:
-            disconnected = self.disconnected  # the client left while the file was going
+            # The client left while the file was going: a reset or a broken pipe says so too.
+            disconnected = self.disconnected or isinstance(exc, ConnectionError)
             self._cut()
             if disconnected:
                 raise ClientDisconnected("the client closed the connection") from None
@@ -307,18 +330,28 @@ class HTTP11Exchange(Request):
             proto.abandon()
             data = proto.error_response(status, reason)
         self.status = status
+        self._error_answer(data)
         self._complete(False, data)
 
     def fail(self) -> None:
         """Answer 500 if nothing was sent yet; otherwise cut the connection."""
+        if self._answer is _WAITING or self._answer is _STREAMING:
+            self.conn.state.metrics.app_exception()
         if self._answer is _WAITING:
             conn = self.conn
             proto = conn.proto
             self.status = 500
             proto.abandon()
-            self._complete(False, proto.error_response(500, _INTERNAL_ERROR))
+            data = proto.error_response(500, _INTERNAL_ERROR)
+            self._error_answer(data)
+            self._complete(False, data)
         elif self._answer is _STREAMING:
             self._cut()
+
+    def _error_answer(self, data: bytes) -> None:
+        """For the access log: a whole answer of the server's own, head and body."""
+        self.response_headers = ()
+        self.sent = len(data) - data.index(b"\r\n\r\n") - 4
 
     def _cut(self) -> None:
         self._answer = _CUT
@@ -345,6 +378,8 @@ class HTTP11Exchange(Request):
         except (LocalProtocolError, TypeError, ValueError) as exc:
             raise ResponseError(f"cannot send the 101 response: {exc}") from None
         self.status = 101
+        self.response_headers = headers
+        self.sent = 0
         self._answer = _DONE
         conn.write(head)
         return conn.switch(self, open_session)

@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from rootserve.config import Config
 from rootserve.observe.access import AccessLog, NullAccessLog, printable
+from rootserve.observe.metrics import MeteredLog, Metrics, NullMetrics, shared_metrics
 from rootserve.protocol.events import BadRequest
 from rootserve.protocol.exchange import Exchange
 from rootserve.protocol.rules import Limits
@@ -94,20 +95,30 @@ class ServerState:
     limit_concurrency: int
     server_header: bytes | None
     date_header: bool
-    access_log: AccessLog | NullAccessLog
+    access_log: AccessLog | NullAccessLog | MeteredLog
+    metrics: Metrics | NullMetrics = field(default_factory=NullMetrics)
     websocket: Runner | None = None  # None: --ws off, or a WSGI app
     running: Running = field(default_factory=Running)  # exchanges whose app call goes on
     connections: Running = field(default_factory=Running)
     sessions: Running = field(default_factory=Running)  # after a switch (WebSocket)
+    # While stopping: connections whose first request, or one under way, is still
+    # arriving; each is answered before it closes.
+    arriving: Running = field(default_factory=Running)
     shutting_down: bool = False
     restarting: bool = False  # the stop is a restart: another process takes over
     requests: int = 0  # requests given to the app so far (--limit-max-requests)
+    received: int = 0  # bytes read from clients, counted only with --metrics-bind
     # The keep-alive timeout, infinite for none, so that `now + idle_seconds` is the
     # deadline either way (read on the way of every keep-alive response).
     idle_seconds: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.idle_seconds = self.timeouts[IDLE] or NO_DEADLINE
+        # The access log's clock, read as each request arrives only when its lines show a
+        # duration: otherwise `timed` returns the runner itself (observe/access.py).
+        self.runner = self.access_log.timed(self.runner)
+        if self.websocket is not None:
+            self.websocket = self.access_log.timed(self.websocket)
 
     @classmethod
     def from_config(
@@ -119,6 +130,12 @@ class ServerState:
         websocket: Runner | None = None,
         **overrides: Any,
     ) -> ServerState:
+        lines = AccessLog.from_config(config) if config.access_log else NullAccessLog()
+        access_log: AccessLog | NullAccessLog | MeteredLog = lines
+        metrics: Metrics | NullMetrics = NullMetrics()
+        if config.metrics_bind:
+            metrics = shared_metrics()
+            access_log = MeteredLog(lines, metrics)  # each answered request, counted
         values: dict[str, Any] = {
             "runner": runner,
             "websocket": websocket,
@@ -129,7 +146,8 @@ class ServerState:
             "limit_concurrency": config.limit_concurrency,
             "server_header": b"rootserve" if config.server_header else None,
             "date_header": config.date_header,
-            "access_log": AccessLog() if config.access_log else NullAccessLog(),
+            "access_log": access_log,
+            "metrics": metrics,
         }
         values.update(overrides)
         return cls(**values)

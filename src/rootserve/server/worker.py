@@ -9,6 +9,8 @@ requests and sessions in progress `timeout_graceful` seconds, cancels what is le
 closing handshakes finish, and runs lifespan shutdown. A reaper runs a few times a second:
 it closes connections whose deadline (keep-alive idle, header or body read) has passed,
 beats a supervisor's heart and checks the retirement limits (RetireLimits).
+With --ssl-certfile every socket serves TLS (server/tls.py), and a server running on its
+own re-reads the certificate on SIGHUP.
 """
 
 from __future__ import annotations
@@ -16,30 +18,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from rootserve.asgi._websocket_session import CLOSE_TIMEOUT
-from rootserve.asgi.http import ASGIRunner
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
-from rootserve.asgi.websocket import WebSocketRunner, WSConfig
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
-from rootserve.observe.process import rss_bytes
-from rootserve.server.connection import Connection
-from rootserve.server.state import Runner, ServerState
-from rootserve.wsgi.runner import WSGIRunner
+from rootserve.server.assembly import build_runners, connection_class
+from rootserve.server.reaper import MAX_TICK, Reaper, RetireLimits, no_heartbeat, tick
+from rootserve.server.state import ServerState
+from rootserve.server.tls import ServerContext, make_context
 
 __all__ = ["RetireLimits", "Server", "new_event_loop"]
 
 logger = logging.getLogger("rootserve.error")
 
-MAX_TICK: Final = 1.0  # seconds between reaper passes, at most
 CLOSE_FLUSH_SECONDS: Final = 2.0  # at the end of a stop, for closing connections to flush
 
 
@@ -57,13 +55,14 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def describe(sock: socket.socket) -> str:
+def describe(sock: socket.socket, *, tls: bool = False) -> str:
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
-        return f"unix:{name}"
+        return f"unix:{name}" + " (TLS)" * tls
+    scheme = "https" if tls else "http"
     if sock.family == socket.AF_INET6:
-        return f"http://[{name[0]}]:{name[1]}"
-    return f"http://{name[0]}:{name[1]}"
+        return f"{scheme}://[{name[0]}]:{name[1]}"
+    return f"{scheme}://{name[0]}:{name[1]}"
 
 
 class Server:
@@ -77,16 +76,20 @@ class Server:
         *,
         interface: str = "asgi",
         multiprocess: bool = False,
+        announce: bool = True,
     ) -> None:
         self.config = config
         self.app = app
         self.interface = interface
         self.multiprocess = multiprocess
+        self.announce = announce  # the "Listening on" lines (not for the metrics port)
         self.sockets = sockets
         self.addresses: list[str] = []
         self.loop_name = ""  # "uvloop" or "asyncio", once serving
+        self.last_pass = time.monotonic()  # the reaper's last pass: the loop runs
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tls: ServerContext | None = None  # once serving, with --ssl-certfile
         # The signals that ask for a graceful stop (a supervisor's worker takes only TERM:
         # CTRL+C reaches the supervisor, which drains its workers once).
         self.stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
@@ -97,7 +100,7 @@ class Server:
         self.restarting = False
         # Called on the loop at every reaper pass (at most MAX_TICK apart): a supervisor's
         # worker proves with it that its loop is alive (supervisor/arbiter.py).
-        self.heartbeat: Callable[[], None] = _no_heartbeat
+        self.heartbeat: Callable[[], None] = no_heartbeat
         # Called once when --limit-max-requests or --limit-worker-memory is reached, with
         # the reason: alone, the server stops (a process manager starts a fresh one); a
         # supervisor's worker asks instead to be replaced (supervisor/child.py).
@@ -117,6 +120,12 @@ class Server:
             loop.close()
             self.stopped.set()
 
+    @property
+    def draining(self) -> bool:
+        """A stop was asked for (the server may still serve, for --shutdown-delay)."""
+        stop = self._stop
+        return stop is not None and stop.is_set()
+
     def request_stop(self, *, restart: bool = False) -> None:
         """Ask for a graceful stop; safe to call from any thread. `restart`: another
         process takes over (WebSockets get 1012 rather than 1001)."""
@@ -133,6 +142,13 @@ class Server:
         self._loop = loop
         self.loop_name = type(loop).__module__.partition(".")[0]
         self._stop = asyncio.Event()
+        try:
+            # Before the app's startup: a worker whose certificate cannot load serves nothing.
+            self._tls = make_context(config)  # None: plain HTTP (cli.py checked the settings)
+        except ValueError as exc:
+            logger.error("%s", exc)
+            self.exit_code = EXIT_APP
+            return self.exit_code
         lifespan: Lifespan | NullLifespan
         if config.lifespan == "off" or self.interface == "wsgi":
             lifespan = NullLifespan()  # WSGI has no lifespan
@@ -144,64 +160,61 @@ class Server:
             logger.error("%s (fix the app's startup, or pass --lifespan off)", exc)
             self.exit_code = EXIT_APP
             return self.exit_code
-        root_path = config.root_path.rstrip("/")
-        runner: Runner
-        if self.interface == "wsgi":
-            runner = WSGIRunner(
-                self.app,
-                threads=config.threads,
-                root_path=root_path,
-                multiprocess=self.multiprocess,
-                loop=loop,
-            )
-        else:
-            runner = ASGIRunner(self.app, root_path=root_path, state=lifespan.state, loop=loop)
-        websocket = None
-        if self.interface != "wsgi" and config.ws != "off":
-            websocket = WebSocketRunner(
-                self.app,
-                root_path=root_path,
-                state=lifespan.state,
-                loop=loop,
-                config=WSConfig.from_config(config),
-            )
+        runner, websocket = build_runners(
+            config, self.app, self.interface, lifespan.state, loop, multiprocess=self.multiprocess
+        )
         state = ServerState.from_config(config, runner=runner, websocket=websocket, loop=loop)
+        Connection = connection_class(config, state)
         servers: list[asyncio.Server] = []
+        tls: dict[str, Any] = {}
+        if self._tls is not None:
+            # The handshake comes before the request's head: it gets the header's time.
+            tls = {"ssl": self._tls, "ssl_handshake_timeout": config.timeout_header or None}
         for sock in self.sockets:
             if sock.family == socket.AF_UNIX:
                 srv = await loop.create_unix_server(
-                    lambda: Connection(state), sock=sock, backlog=config.backlog
+                    lambda: Connection(state), sock=sock, backlog=config.backlog, **tls
                 )
             else:
                 srv = await loop.create_server(
-                    lambda: Connection(state), sock=sock, backlog=config.backlog
+                    lambda: Connection(state), sock=sock, backlog=config.backlog, **tls
                 )
             servers.append(srv)
-            self.addresses.append(describe(sock))
+            self.addresses.append(describe(sock, tls=bool(tls)))
         self._install_signal_handlers(loop)
         limits = RetireLimits.from_config(config)
         beat = self.heartbeat
-        if limits is not None:
+        metrics = state.metrics
 
-            def beat_and_check() -> None:
-                beat()
-                why = limits.reached(state.requests) if not state.shutting_down else None
+        def on_pass() -> None:
+            """At each reaper pass: prove the loop runs, publish the metrics, check the
+            retirement limits."""
+            self.last_pass = time.monotonic()
+            beat()
+            if metrics.enabled:
+                metrics.flush(
+                    len(state.running),
+                    len(state.connections),
+                    len(state.sessions),
+                    state.received,
+                )
+            nonlocal limits
+            if limits is not None and not state.shutting_down:
+                why = limits.reached(state.requests)
                 if why is not None:
-                    reaper.on_pass = beat  # once: the retirement is under way
+                    limits = None  # once: the retirement is under way
                     self.on_limit(why)
 
-            reaper = _Reaper(state, _tick(config), beat_and_check)
-        else:
-            reaper = _Reaper(state, _tick(config), beat)
+        reaper = Reaper(state, tick(config), on_pass)
         reaper.start()
-        if not self.multiprocess:  # (a supervisor says it once for all its workers)
+        if self.announce and not self.multiprocess:  # (a supervisor says it for all)
             logger.info(
                 "Serving %s (%s, loop %s)",
                 config.app or "the built-in demo app",
                 self.interface.upper(),
                 self.loop_name,
             )
-        for address in self.addresses:
+        for address in self.addresses if self.announce else ():
             logger.info("Listening on %s (press CTRL+C to stop)", address)
         self.started.set()
         try:
@@ -231,7 +244,11 @@ class Server:
         running = state.running
         for exchange in list(running):
             exchange.receiver.server_stopping()
-        if not await running.wait_empty(self.config.timeout_graceful or None):
+        graceful = self.config.timeout_graceful or None
+        await state.arriving.wait_empty(graceful)  # each then runs, or closed unanswered
+        if graceful is not None:
+            graceful = max(0.0, started + graceful - state.loop.time())
+        if not await running.wait_empty(graceful):
             logger.warning(
                 "Cancelling %d request(s) still running after %.1fs of graceful shutdown",
                 len(running),
@@ -262,12 +279,28 @@ class Server:
             return  # embedded in a thread (tests): stopped through request_stop()
         for sig in (*self.stop_signals, *self.restart_signals):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if self._hup_is_ours():
+            loop.add_signal_handler(signal.SIGHUP, self._on_hup)
 
     def _remove_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (*self.stop_signals, *self.restart_signals):
             loop.remove_signal_handler(sig)
+        if self._hup_is_ours():
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    def _hup_is_ours(self) -> bool:
+        """Serving alone, HUP re-reads the TLS files (else it would end the process: its
+        default action); a supervisor's worker takes HUP as its restart instead (its
+        replacement loads the files afresh)."""
+        return signal.SIGHUP not in (*self.stop_signals, *self.restart_signals)
+
+    def _on_hup(self) -> None:
+        if self._tls is not None:
+            self._tls.reload()
+        else:
+            logger.info("HUP: nothing to reload (a rolling restart needs --workers)")
 
     def _on_signal(self, sig: int) -> None:
         assert self._stop is not None
@@ -278,88 +311,3 @@ class Server:
             return
         self.restarting = sig in self.restart_signals
         self._stop.set()
-
-
-def _tick(config: Config) -> float:
-    timeouts = [
-        t
-        for t in (
-            config.timeout_keep_alive,
-            config.timeout_header,
-            config.timeout_body,
-            config.ws_ping_interval,
-            config.ws_ping_timeout,
-            # A supervisor's worker beats at each pass: four beats per health-check time.
-            config.timeout_worker_healthcheck if config.workers else 0,
-        )
-        if t > 0
-    ]
-    return min([MAX_TICK, *(t / 4 for t in timeouts)])
-
-
-def _no_heartbeat() -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class RetireLimits:
-    """When a worker has done enough: --limit-max-requests (plus a random share of
-    --max-requests-jitter, drawn once per worker) and --limit-worker-memory."""
-
-    max_requests: int  # 0: no limit
-    max_rss: int  # bytes; 0: no limit
-
-    @classmethod
-    def from_config(cls, config: Config) -> RetireLimits | None:
-        if not (config.limit_max_requests or config.limit_worker_memory):
-            return None
-        max_requests = config.limit_max_requests
-        if max_requests and config.max_requests_jitter:
-            max_requests += random.randint(0, config.max_requests_jitter)
-        return cls(max_requests, config.limit_worker_memory * 1024 * 1024)
-
-    def reached(self, requests: int) -> str | None:
-        """Why this worker should retire now, or None."""
-        if self.max_requests and requests >= self.max_requests:
-            return (
-                f"Served {requests} requests, the limit set for this process "
-                f"(--limit-max-requests with --max-requests-jitter: {self.max_requests})"
-            )
-        if self.max_rss:
-            rss = rss_bytes()
-            if rss > self.max_rss:
-                return (
-                    f"Resident memory {rss / 2**20:.0f} MiB is over "
-                    f"--limit-worker-memory {self.max_rss // 2**20} MiB"
-                )
-        return None
-
-
-class _Reaper:
-    """Closes connections whose deadline has passed; one pass per tick. Each pass also
-    calls `on_pass`: a supervisor's worker beats its heart there, proving that its event
-    loop runs, and the retirement limits are checked."""
-
-    def __init__(self, state: ServerState, tick: float, on_pass: Callable[[], None]) -> None:
-        self.state = state
-        self.tick = tick
-        self.on_pass = on_pass
-        self._handle: asyncio.TimerHandle | None = None
-
-    def start(self) -> None:
-        self._handle = self.state.loop.call_later(self.tick, self._run)
-
-    def _run(self) -> None:
-        state = self.state
-        now = state.loop.time()
-        for conn in [c for c in state.connections if c.deadline <= now]:
-            conn.on_deadline()
-        # A switched connection's session (WebSocket) keeps its own time: pings, closes.
-        for session in [s for s in state.sessions if s.deadline <= now]:
-            session.on_deadline()
-        self.on_pass()
-        self.start()
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()

@@ -1,55 +1,45 @@
 """The supervisor: `rootserve -w N` runs N worker processes on sockets the parent holds.
 
-How this works. The parent binds every socket first (cli.py) and keeps them open for its
-whole life; each worker is a fresh interpreter (multiprocessing's spawn) that imports the
-app itself, receives the listening sockets and serves them (child.py). A worker that dies
-or is replaced never makes the port refuse a connection: the sockets stay open in the
-parent, so connections wait in the kernel's backlog until a worker accepts them (a server
-that re-binds per worker refuses them meanwhile).
-
-Signal handlers and the --reload watcher only enqueue; one loop in the parent waits,
-without polling, on the workers' process sentinels, their pipes and a wake-up pipe, and
-dispatches:
-- a worker that exits is replaced at once, with a growing delay while workers keep dying
-  before they get ready; a worker that exits with EXIT_APP before it was ready (its app
-  cannot start), or too many failed starts in a row, ends the server with EXIT_APP (with
-  --reload, the supervisor waits for the next change instead);
-- TERM or INT: each worker gets TERM and drains (server/worker.py: open requests finish,
-  keep-alive connections are told to close, WebSockets get 1001, all within
-  --timeout-graceful); the parent waits for them and exits 0; a second TERM or INT, or
-  QUIT, stops the workers at once (KILL);
-- replacing workers, one at a time, for HUP (all of them), a change under --reload (all of
-  them) and a worker that reached --limit-max-requests or --limit-worker-memory (that
-  one): a new worker starts; once it is ready (its lifespan startup done) the old one
-  gets HUP and drains (WebSockets get 1012, Service Restart), and the next new one starts.
-  The new code serves before the old stops, so no request fails, and two workers overlap
-  only for the time one starts. A new worker that cannot start stops the roll, the old
-  workers go on serving, and one line says why;
-- a worker whose loop has not beaten for --timeout-worker-healthcheck is hung: its stacks
-  are written (STACKS_SIGNAL), then it is killed and replaced;
-- TTIN / TTOU: one worker more, or one fewer (the youngest drains).
+How this works. The parent binds every socket first (cli.py) and keeps them open while
+it serves: each worker (child.py, a fresh interpreter) imports the app and accepts from
+them, so a worker that dies or is replaced never makes the port refuse a connection.
+Signal handlers and the --reload watcher only enqueue; one loop waits, without polling,
+on the workers' sentinels and pipes and a wake-up pipe, and dispatches:
+- a dead worker is replaced at once (with a growing delay while starts keep failing; an
+  app that cannot start ends the server with EXIT_APP, or with --reload waits for a fix);
+- TERM/INT: the workers drain (server/worker.py), exit 0; again, or QUIT: KILL;
+- HUP, a --reload change, a retirement limit: one-at-a-time replacement (_replacing.py);
+- a worker silent for --timeout-worker-healthcheck: its stacks written, killed, replaced;
+- TTIN / TTOU: one worker more, or one fewer. docs/workers.md tells the whole story.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection as Pipe
 from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
+from rootserve.observe.metrics import mark_process_dead, worker_restarts
+from rootserve.server.probes import ProbeServer
 from rootserve.server.worker import describe
-from rootserve.supervisor.child import READY, RETIRE, STACKS_SIGNAL, worker_main
+from rootserve.supervisor._replacing import Replacing
+from rootserve.supervisor.child import (
+    NEVER,
+    READY,
+    RETIRE,
+    STACKS_SIGNAL,
+    WorkerHandle,
+    start_worker,
+)
 from rootserve.supervisor.reload import Watcher
 
 __all__ = ["Arbiter"]
@@ -60,7 +50,6 @@ MAX_FAILED_STARTS: Final = 5  # workers in a row that die before they are ready
 BACKOFF_SECONDS: Final = (0.0, 0.1, 0.5, 1.0, 2.0)  # before each respawn, by failed starts
 KILL_AFTER_GRACE_SECONDS: Final = 5.0  # past --timeout-graceful, before KILL
 STACKS_WAIT_SECONDS: Final = 1.0  # for a hung worker's stacks to be written before the kill
-NEVER: Final = float("inf")
 _HANDLED: Final = (
     signal.SIGHUP,
     signal.SIGTERM,
@@ -68,51 +57,44 @@ _HANDLED: Final = (
     signal.SIGQUIT,
     signal.SIGTTIN,
     signal.SIGTTOU,
+    signal.SIGUSR1,  # gunicorn's "reopen the logs": here nothing to reopen (stderr)
+    signal.SIGUSR2,  # gunicorn's "upgrade the binary": not done here
 )
 
 
-@dataclass(eq=False)
-class _Worker:
-    process: BaseProcess
-    ready_pipe: Pipe
-    alive_pipe: Pipe  # never written: the worker sees its end of file if we die
-    beat_pipe: Pipe  # child.BEAT at every pass of the worker's loop; child.RETIRE once
-    last_beat: float = field(default_factory=time.monotonic)
-    ready: bool = False
-    stopping: bool = False  # told to drain
-    replacing: _Worker | None = None  # the old worker this one retires once it is ready
-    kill_at: float = NEVER  # found hung: killed then, once its stacks are written
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid or 0
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
+def _alive() -> str | None:
+    return None  # the supervisor answers: it is alive (it replaces hung workers itself)
 
 
 @dataclass(eq=False)
-class Arbiter:
+class Arbiter(Replacing):
     """Keep `config.workers` workers (one with --reload) serving `sockets` until told to
     stop."""
 
     config: Config
     sockets: list[socket.socket]
-    workers: list[_Worker] = field(default_factory=list)
+    metrics_sock: socket.socket | None = None  # --metrics-bind: the probes, served here
+    workers: list[WorkerHandle] = field(default_factory=list)
     _events: deque[int | list[str]] = field(default_factory=deque)  # signals, file changes
     _wake_w: int = -1
     _failed_starts: int = 0
     _exit_code: int = EXIT_OK
     _stopping: bool = False
     _deadline: float = NEVER  # once stopping: when the workers left are killed
-    _to_retire: list[_Worker] = field(default_factory=list)  # waiting for a replacement
-    _replacement: _Worker | None = None  # the new worker starting now, one at a time
+    _to_retire: list[WorkerHandle] = field(default_factory=list)  # waiting for a replacement
+    _replacement: WorkerHandle | None = None  # the new worker starting now, one at a time
     _roll: str = ""  # why workers are being replaced ("HUP", "Reload"), if all of them
     _reload_pending: bool = False  # files changed while a roll was under way
     _respawns: int = 0  # workers owed, started at _respawn_at (a backoff)
     _respawn_at: float = NEVER
     _announced: bool = False
+    _where: str = ""  # the sockets, described once: TERM closes them before the last log
+
+    def __post_init__(self) -> None:
+        tls = bool(self.config.ssl_certfile)
+        self._where = ", ".join(describe(sock, tls=tls) for sock in self.sockets)
+
+    _restarts: Any = None  # with --metrics-bind: the worker restarts counter
 
     def run(self) -> int:
         wake_r, self._wake_w = os.pipe()
@@ -120,13 +102,19 @@ class Arbiter:
         previous = {sig: signal.signal(sig, self._enqueue) for sig in _HANDLED}
         old_wakeup = signal.set_wakeup_fd(self._wake_w)
         watcher = Watcher(self.config, self._changed) if self.config.reload else None
+        probes = None
+        if self.metrics_sock is not None:
+            probes = ProbeServer(self.config, self.metrics_sock, self._not_ready, _alive)
+            self._restarts = worker_restarts()
         try:
+            if probes is not None:
+                probes.start()
             logger.info(
                 "Supervisor %d: starting %d worker(s) for %s on %s",
                 os.getpid(),
                 self._target(),
                 self.config.app or "the built-in demo app",
-                ", ".join(describe(sock) for sock in self.sockets),
+                self._where,
             )
             if watcher is not None:
                 watcher.start()
@@ -135,6 +123,8 @@ class Arbiter:
                 self._spawn()
             self._loop(wake_r)
         finally:
+            if probes is not None:
+                probes.stop()
             if watcher is not None:
                 watcher.stop()
             signal.set_wakeup_fd(old_wakeup)
@@ -143,6 +133,19 @@ class Arbiter:
             os.close(wake_r)
             os.close(self._wake_w)
         return self._exit_code
+
+    def _not_ready(self) -> str | None:
+        """/readyz, from the probes' thread: ready while a worker serves and no stop was
+        asked for (reads of attributes the loop sets: no lock needed under the GIL)."""
+        if self._stopping:
+            return "draining: a stop was asked for"
+        if not any(w.ready and not w.stopping for w in list(self.workers)):
+            return "no worker ready"
+        return None
+
+    def _count_restart(self, reason: str) -> None:
+        if self._restarts is not None:
+            self._restarts.labels(reason).inc()
 
     def _target(self) -> int:
         return max(self.config.workers, 1)
@@ -242,6 +245,7 @@ class Arbiter:
             worker.signal(STACKS_SIGNAL)
             if not any(w.replacing is worker for w in self.workers):
                 self._owe_respawn(0.0)  # (else the worker starting in its place takes it)
+            self._count_restart("hung")
 
     def _check_ready(self) -> None:
         for worker in self.workers:
@@ -263,7 +267,7 @@ class Arbiter:
                     "Serving with %d worker(s), %s, on %s",
                     self._target(),
                     how,
-                    ", ".join(describe(sock) for sock in self.sockets),
+                    self._where,
                 )
             if worker is self._replacement:
                 self._replacement = None
@@ -279,6 +283,8 @@ class Arbiter:
             worker.process.join()
             for pipe in (worker.ready_pipe, worker.alive_pipe, worker.beat_pipe):
                 pipe.close()
+            if self._restarts is not None:
+                mark_process_dead(worker.pid)  # its live gauges stop counting
             code = worker.process.exitcode
             if worker in self._to_retire:
                 self._to_retire.remove(worker)
@@ -317,6 +323,7 @@ class Arbiter:
                     return
             logger.warning("Worker %d exited with %s; starting another", worker.pid, code)
             self._owe_respawn(BACKOFF_SECONDS[min(self._failed_starts, len(BACKOFF_SECONDS) - 1)])
+            self._count_restart("died")
 
     def _owe_respawn(self, delay: float) -> None:
         """Start one more worker in `delay` seconds: the loop does it, without sleeping, so
@@ -335,6 +342,8 @@ class Arbiter:
             else:
                 logger.info("%s: draining %d worker(s)", name, self._serving())
                 self._stop(signal.SIGTERM)
+        elif sig in (signal.SIGUSR1, signal.SIGUSR2):
+            logger.info("%s: ignored (logs go to stderr: nothing to reopen)", name)
         elif sig == signal.SIGQUIT:
             logger.warning("QUIT: stopping the workers now")
             self._stop(signal.SIGKILL)
@@ -386,71 +395,7 @@ class Arbiter:
         for worker in self.workers:
             worker.signal(sig)
 
-    # -- replacing workers, one at a time --------------------------------------------------
-
-    def _start_roll(self, why: str) -> None:
-        self._roll = why
-        olds = [w for w in self.workers if not w.stopping and w is not self._replacement]
-        logger.info("%s: restarting %d worker(s), one at a time", why, len(olds))
-        self._retire(olds)
-
-    def _retire(self, olds: list[_Worker]) -> None:
-        self._to_retire += [w for w in olds if w not in self._to_retire and w.replacing is None]
-        if self._replacement is None:
-            self._replace_next()
-
-    def _replace_next(self) -> None:
-        self._to_retire = [w for w in self._to_retire if w in self.workers and not w.stopping]
-        if self._to_retire:
-            old = self._to_retire.pop(0)
-            self._replacement = self._spawn()
-            self._replacement.replacing = old
-            return
-        if self._roll:
-            logger.info("Rolling restart done: %d worker(s)", self._serving())
-            self._roll = ""
-        if self._reload_pending:
-            self._reload_pending = False
-            self._start_roll("Reload")
-
-    def _on_failed_replacement(self, new: _Worker, code: int | None) -> None:
-        serving = [w for w in self.workers if not w.stopping]
-        if self._roll == "Reload":
-            logger.error(
-                "Reload failed: new worker %d exited with %s before it was ready (see its "
-                "error above); the old code goes on serving until the next change",
-                new.pid,
-                code,
-            )
-        else:
-            logger.error(
-                "Rolling restart stopped: new worker %d exited with %s before it was ready "
-                "(see its error above); the %d old worker(s) go on serving",
-                new.pid,
-                code,
-                len(serving),
-            )
-        self._to_retire.clear()
-        self._roll = ""
-        if self._reload_pending:
-            self._reload_pending = False
-            self._start_roll("Reload")
-
-    def _spawn(self) -> _Worker:
-        context = multiprocessing.get_context("spawn")
-        ready_r, ready_w = context.Pipe(duplex=False)
-        alive_r, alive_w = context.Pipe(duplex=False)
-        beat_r, beat_w = context.Pipe(duplex=False)
-        process = context.Process(
-            target=worker_main,
-            args=(self.config, self.sockets, ready_w, alive_r, beat_w),
-            name="rootserve-worker",
-            daemon=False,
-        )
-        process.start()
-        ready_w.close()  # the worker holds the other ends
-        alive_r.close()
-        beat_w.close()
-        worker = _Worker(process, ready_r, alive_w, beat_r)
+    def _spawn(self) -> WorkerHandle:
+        worker = start_worker(self.config, self.sockets)
         self.workers.append(worker)
         return worker

@@ -16,11 +16,15 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import threading
+import time
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
+from multiprocessing.process import BaseProcess
 from typing import Final
 
 from rootserve.config import Config
@@ -29,7 +33,16 @@ from rootserve.loading import AppLoadError, load_configured_app
 from rootserve.observe.logs import setup_logging
 from rootserve.server.worker import Server
 
-__all__ = ["BEAT", "READY", "RETIRE", "STACKS_SIGNAL", "worker_main"]
+__all__ = [
+    "BEAT",
+    "NEVER",
+    "READY",
+    "RETIRE",
+    "STACKS_SIGNAL",
+    "WorkerHandle",
+    "start_worker",
+    "worker_main",
+]
 
 logger = logging.getLogger("rootserve.error")
 
@@ -37,6 +50,49 @@ READY: Final = b"ready"
 BEAT: Final = b"."
 RETIRE: Final = b"R"
 STACKS_SIGNAL: Final = signal.SIGUSR1
+NEVER: Final = float("inf")
+
+
+@dataclass(eq=False)
+class WorkerHandle:
+    """The supervisor's side of one worker: its process, its pipes, what it knows of it."""
+
+    process: BaseProcess
+    ready_pipe: Pipe
+    alive_pipe: Pipe  # never written: the worker sees its end of file if we die
+    beat_pipe: Pipe  # BEAT at every pass of the worker's loop; RETIRE once
+    last_beat: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    stopping: bool = False  # told to drain
+    replacing: WorkerHandle | None = None  # the old worker this one retires once ready
+    kill_at: float = NEVER  # found hung: killed then, once its stacks are written
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+
+def start_worker(config: Config, sockets: list[socket.socket]) -> WorkerHandle:
+    """Start a worker process (a fresh interpreter: multiprocessing's spawn) on `sockets`."""
+    context = multiprocessing.get_context("spawn")
+    ready_r, ready_w = context.Pipe(duplex=False)
+    alive_r, alive_w = context.Pipe(duplex=False)
+    beat_r, beat_w = context.Pipe(duplex=False)
+    process = context.Process(
+        target=worker_main,
+        args=(config, sockets, ready_w, alive_r, beat_w),
+        name="rootserve-worker",
+        daemon=False,
+    )
+    process.start()
+    ready_w.close()  # the worker holds the other ends
+    alive_r.close()
+    beat_w.close()
+    return WorkerHandle(process, ready_r, alive_w, beat_r)
 
 
 def worker_main(
@@ -45,7 +101,12 @@ def worker_main(
     """A worker process: import the app, serve the inherited sockets, exit with the code.
     A worker whose supervisor is gone (killed, say) drains and exits rather than serve
     unsupervised."""
-    setup_logging(config.log_level, with_pid=True)
+    setup_logging(
+        config.log_level,
+        with_pid=True,
+        log_format=config.log_format,
+        log_config=config.log_config,
+    )
     try:
         app, interface = load_configured_app(
             config.app, factory=config.factory, app_dir=config.app_dir, interface=config.interface

@@ -1,12 +1,18 @@
-"""Turn `--bind` addresses into listening sockets, bound before any worker starts."""
+"""Turn `--bind` addresses (and --metrics-bind) into listening sockets, bound before any
+worker starts."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import stat
+from collections.abc import Callable
 
-__all__ = ["BindError", "bind_all", "parse_address", "systemd_sockets"]
+from rootserve.config import Config
+from rootserve.observe.metrics import use_multiprocess_dir
+
+__all__ = ["BindError", "bind_all", "bind_metrics", "parse_address", "systemd_sockets"]
 
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed descriptor
 
@@ -127,3 +133,15 @@ def systemd_sockets(environ: dict[str, str] | None = None) -> list[str]:
     for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         env.pop(name, None)
     return [f"fd://{fd}" for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count)]
+
+
+def bind_metrics(config: Config) -> tuple[socket.socket, Callable[[], None]]:
+    """Bind --metrics-bind and prepare prometheus_client's multiprocess folder; return the
+    socket and the clean-up. ValueError: one line naming the fix."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ValueError("--metrics-bind needs prometheus_client: pip install 'rootserve[metrics]'")
+    try:
+        (sock,) = bind_all([config.metrics_bind], 64)
+    except BindError as exc:
+        raise ValueError(f"--metrics-bind: {exc}") from None
+    return sock, use_multiprocess_dir()

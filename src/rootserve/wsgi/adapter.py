@@ -244,8 +244,15 @@ class WSGICycle:
         runner = self._runner
         exchange = self.exchange
         environ = build_environ(
-            runner.base_environ, exchange, exchange.server, exchange.client, self._body
+            runner.base_environ,
+            exchange,
+            exchange.server,
+            exchange.client,
+            self._body,
+            exchange.scheme,
         )
+        if exchange.root_path is not None:  # a trusted proxy's prefix
+            environ["SCRIPT_NAME"] = exchange.root_path
         WSGICall(self).run(runner.app, environ)
 
     def hand_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -61,9 +61,12 @@ def build_environ(
     server: tuple[str, int] | None,
     client: tuple[str, int] | None,
     wsgi_input: IO[bytes] | Any,
+    scheme: str = "http",
 ) -> WSGIEnviron:
     """PEP 3333 "environ Variables": every required key, native strings decoded as latin-1
-    ("Unicode Issues"). `base` holds the keys every request shares (`base_environ`)."""
+    ("Unicode Issues"). `base` holds the keys every request shares (`base_environ`), with
+    `wsgi.url_scheme` http; an https request's `scheme` replaces it, and sets HTTPS to
+    "on" as CGI servers do (what apps and frameworks test besides the scheme)."""
     raw_path = request.path
     # PATH_INFO holds the percent-decoded bytes as latin-1 (PEP 3333 "Unicode Issues").
     if _PERCENT in raw_path:
@@ -77,6 +80,9 @@ def build_environ(
     environ["SERVER_PROTOCOL"] = "HTTP/" + request.http_version
     environ["RAW_URI"] = request.target.decode("latin-1")
     environ["wsgi.input"] = wsgi_input
+    if scheme == "https":
+        environ["wsgi.url_scheme"] = scheme
+        environ["HTTPS"] = "on"
     if server is not None:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = server[0], str(server[1])
     else:

@@ -1,0 +1,85 @@
+"""What a server is made of, chosen once at start: the runners a request goes through and
+the class of its connections. Each optional part is a wrapper or a subclass put in place
+only when its setting is on, so that a part that is off costs the hot path nothing.
+
+A request reaches, from the outside in: ForwardedRunner (--proxy-headers: the client as
+the trusted proxies tell it, first, so that the access log and the app see the same
+client), StaticRunner (--static: files answered before the app), then the app's runner
+(ASGI or WSGI). A connection is a Connection, a MeteredConnection (--metrics-bind counts
+the bytes read), and reads a PROXY header first with --proxy-protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rootserve.asgi.http import ASGIRunner
+from rootserve.asgi.websocket import WebSocketRunner, WSConfig
+from rootserve.config import Config
+from rootserve.protocol.forwarded import TrustedPeers
+from rootserve.server.connection import Connection
+from rootserve.server.proxied import ForwardedRunner, ProxyProtocolConnection
+from rootserve.server.state import Runner, ServerState
+from rootserve.server.static import StaticRunner, parse_static
+from rootserve.wsgi.runner import WSGIRunner
+
+__all__ = ["MeteredConnection", "build_runners", "connection_class"]
+
+
+class MeteredConnection(Connection):
+    """A connection that also counts the bytes it reads (--metrics-bind): a subclass, so
+    that without metrics the read path does not pay for the count."""
+
+    def data_received(self, data: bytes) -> None:
+        self.state.received += len(data)
+        super().data_received(data)
+
+
+def build_runners(
+    config: Config,
+    app: Any,
+    interface: str,
+    lifespan_state: dict[str, Any] | None,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    multiprocess: bool,
+) -> tuple[Runner, Runner | None]:
+    """The runner of HTTP requests, and of WebSocket handshakes (None: not served)."""
+    root_path = config.root_path.rstrip("/")
+    runner: Runner
+    if interface == "wsgi":
+        runner = WSGIRunner(
+            app, threads=config.threads, root_path=root_path, multiprocess=multiprocess, loop=loop
+        )
+    else:
+        runner = ASGIRunner(app, root_path=root_path, state=lifespan_state, loop=loop)
+    websocket: Runner | None = None
+    if interface != "wsgi" and config.ws != "off":
+        websocket = WebSocketRunner(
+            app,
+            root_path=root_path,
+            state=lifespan_state,
+            loop=loop,
+            config=WSConfig.from_config(config),
+        )
+    if config.static:  # (cli.py checked the values)
+        mounts = parse_static(config.static)
+        runner = StaticRunner(runner, mounts, loop=loop)
+        if websocket is not None:
+            websocket = StaticRunner(websocket, mounts, loop=loop)
+    if config.proxy_headers:
+        trusted = TrustedPeers.from_settings(config.forwarded_allow_ips)
+        runner = ForwardedRunner(runner, trusted)
+        if websocket is not None:
+            websocket = ForwardedRunner(websocket, trusted)
+    return runner, websocket
+
+
+def connection_class(config: Config, state: ServerState) -> type[Connection]:
+    """The class of this server's connections."""
+    base: type[Connection] = MeteredConnection if state.metrics.enabled else Connection
+    if config.proxy_protocol:
+        trusted = TrustedPeers.from_settings(config.forwarded_allow_ips)
+        return ProxyProtocolConnection.for_peers(trusted, base)
+    return base
