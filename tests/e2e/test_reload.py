@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.workers_support import WAIT, supervisor
+from tests.e2e.workers_support import WAIT, raw_get, supervisor
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
@@ -30,14 +30,7 @@ def write_app(folder: Path, version: str) -> None:
 
 
 def get_body(port: int) -> bytes:
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    return data.partition(b"\r\n\r\n")[2]
+    return raw_get(port).partition(b"\r\n\r\n")[2]
 
 
 def wait_for_body(port: int, expected: bytes) -> None:

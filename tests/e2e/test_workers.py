@@ -24,6 +24,7 @@ from tests.e2e.workers_support import (
     KeepAliveClient,
     NoAnswerOnNewConnection,
     get_pid,
+    raw_get,
     still_running,
     supervisor,
 )
@@ -188,12 +189,7 @@ def test_hup_with_code_that_cannot_import_keeps_the_old_workers(tmp_path: Path):
 
 def slow_get(port: int) -> bytes:
     """GET /slow (it takes a second); everything received until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(4096):
-            data += chunk
-    return data
+    return raw_get(port, "/slow", timeout=10, close=False)  # the server says when to close
 
 
 def test_term_under_load_finishes_what_was_sent_refuses_new_connections_and_exits_0():

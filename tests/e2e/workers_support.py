@@ -109,13 +109,21 @@ def still_running(pids: set[int]) -> set[int]:
     return pids
 
 
-def get_pid(port: int) -> int:
-    """One GET on a fresh connection; the pid of the worker that answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+def raw_get(port: int, path: str = "/", *, timeout: float = 5, close: bool = True) -> bytes:
+    """One GET on a fresh connection; everything received until the server closes (a
+    keep-alive GET, `close=False`, waits for the server to close it)."""
+    head = f"GET {path} HTTP/1.1\r\nHost: t\r\n" + ("Connection: close\r\n" if close else "")
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head.encode() + b"\r\n")
         data = b""
         while chunk := sock.recv(4096):
             data += chunk
+    return data
+
+
+def get_pid(port: int) -> int:
+    """One GET on a fresh connection; the pid of the worker that answered."""
+    data = raw_get(port)
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), data
     return int(body)
