@@ -58,8 +58,10 @@ def test_metrics_across_two_workers_match_the_traffic_sent():
             with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
                 sock.sendall(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
                              b"Connection: close\r\n\r\nabc")  # fmt: skip
-                while sock.recv(65536):
-                    pass
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+                pids.add(int(data.partition(b"\r\n\r\n")[2]))
         key = "rootserve_requests_total{method=GET,status=2xx}"
         samples = scrape_until(metrics_port, key, 300)
         print(f"metrics after 300 GET + 40 POST over {len(pids)} worker(s): "
