@@ -27,7 +27,7 @@ from rootserve.protocol.exchange import Exchange
 from rootserve.protocol.forwarded import TrustedPeers, resolve
 from rootserve.protocol.proxy_protocol import ProxyHeaderParser, ProxyProtocolError
 from rootserve.server.connection import Connection
-from rootserve.server.state import CLOSED, HEAD, Runner
+from rootserve.server.state import CLOSED, HEAD, NO_DEADLINE, Runner
 
 __all__ = ["ForwardedRunner", "ProxyProtocolConnection", "check_proxy_settings"]
 
@@ -38,7 +38,9 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 def check_proxy_settings(config: Config) -> TrustedPeers | None:
     """The trusted peers, when a proxy setting needs them. ValueError: one line naming the
-    bad value and the fix (the command calls this before serving)."""
+    bad value and the fix (the command calls this before serving; --forwarded-allow-ips
+    is read even when unused, so that a typo shows before it is needed)."""
+    trusted = TrustedPeers.from_settings(config.forwarded_allow_ips)
     if not (config.proxy_headers or config.proxy_protocol):
         return None
     if config.proxy_protocol and config.ssl_certfile:
@@ -46,7 +48,7 @@ def check_proxy_settings(config: Config) -> TrustedPeers | None:
             "--proxy-protocol with --ssl-certfile: the PROXY header comes before TLS, which "
             "this server cannot read; terminate TLS at the proxy, or drop one of the two"
         )
-    return TrustedPeers.from_settings(config.forwarded_allow_ips)
+    return trusted
 
 
 class ForwardedRunner:
@@ -121,7 +123,8 @@ class ProxyProtocolConnection(Connection):
         self._proxy_header = ProxyHeaderParser()
         self._sink = self._read_proxy_header
         # Until the header is whole: the header deadline, then a plain close (no HTTP yet).
-        self.deadline = self.state.loop.time() + (self.state.timeouts[HEAD] or 10.0)
+        limit = self.state.timeouts[HEAD]  # 0: no limit, as for a request's head
+        self.deadline = self.state.loop.time() + limit if limit else NO_DEADLINE
 
     def _read_proxy_header(self, data: bytes) -> None:
         try:
@@ -138,7 +141,21 @@ class ProxyProtocolConnection(Connection):
         self._sink = None
         self.deadline = self.state.loop.time() + self.state.idle_seconds
         if result.rest:
-            self.data_received(result.rest)
+            # Connection's own, not self.data_received: a metered class (--metrics-bind)
+            # counted these bytes already, as part of what arrived with the header.
+            Connection.data_received(self, result.rest)
+
+    def on_deadline(self) -> None:
+        if self._sink == self._read_proxy_header:
+            # No HTTP was spoken yet, so no 408: the close is the answer, and the log
+            # line says why (an idle connection's close, below, says nothing).
+            logger.info(
+                "%s - closed: no PROXY protocol header in time (--timeout-header)",
+                _who(self.client_addr),
+            )
+            self.close()
+            return
+        super().on_deadline()
 
 
 def _who(peer: Any) -> str:
