@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import cProfile
 import pstats
 import statistics
@@ -104,18 +105,26 @@ class FakeTransport:
         self.closed = True
 
 
-def rootserve_factory(loop: asyncio.AbstractEventLoop, wsgi: bool = False) -> Callable[[], Any]:
+def rootserve_factory(
+    loop: asyncio.AbstractEventLoop, wsgi: bool = False, metrics: bool = False
+) -> Callable[[], Any]:
     from rootserve.asgi.http import ASGIRunner
     from rootserve.config import Config
-    from rootserve.server.connection import Connection
+    from rootserve.server.assembly import connection_class
     from rootserve.server.state import ServerState
     from rootserve.wsgi.runner import WSGIRunner
 
     runner: Any = ASGIRunner(app, root_path="", state={}, loop=loop)
     if wsgi:
         runner = WSGIRunner(wsgi_app, threads=8, root_path="", multiprocess=False, loop=loop)
-    state = ServerState.from_config(Config(access_log=False), runner=runner, loop=loop)
-    return lambda: Connection(state)
+    if metrics:  # --metrics-bind: prometheus_client's files in a folder of their own
+        from rootserve.observe.metrics import use_multiprocess_dir
+
+        atexit.register(use_multiprocess_dir())
+    config = Config(access_log=False, metrics_bind="127.0.0.1:0" if metrics else "")
+    state = ServerState.from_config(config, runner=runner, loop=loop)
+    connection = connection_class(config, state)
+    return lambda: connection(state)
 
 
 def uvicorn_factory(loop: asyncio.AbstractEventLoop, wsgi: bool = False) -> Callable[[], Any]:
@@ -175,13 +184,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile rootserve's share")
     parser.add_argument("--wsgi", action="store_true", help="the WSGI hello app instead")
+    parser.add_argument("--metrics", action="store_true", help="rootserve with --metrics-bind")
     args = parser.parse_args()
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     if args.profile:
-        factory = rootserve_factory(loop, args.wsgi)
+        factory = rootserve_factory(loop, args.wsgi, args.metrics)
         loop.run_until_complete(replay(factory, 20_000, args.connections))
         profiler = cProfile.Profile()
         profiler.enable()
@@ -191,7 +201,12 @@ def main() -> None:
         return
     names = args.only or sorted(FACTORIES, reverse=True)
     results: dict[str, list[float]] = {name: [] for name in names}
-    factories = {name: FACTORIES[name](loop, args.wsgi) for name in names}
+    factories = {
+        name: rootserve_factory(loop, args.wsgi, args.metrics)
+        if name == "rootserve"
+        else FACTORIES[name](loop, args.wsgi)
+        for name in names
+    }
     for name in names:  # warm up
         loop.run_until_complete(replay(factories[name], 20_000, args.connections))
     for _ in range(args.rounds):
