@@ -173,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 factory=config.factory,
                 app_dir=config.app_dir,
                 interface=config.interface,
+                strict=config.strict,
             )
         except AppLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)

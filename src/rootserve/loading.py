@@ -22,6 +22,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from rootserve import validate
+
 __all__ = ["AppLoadError", "detect_interface", "load_app", "load_configured_app"]
 
 DEMO_APP = "rootserve.demo.app:app"
@@ -158,9 +160,13 @@ def detect_interface(app: Any) -> str:
 
 
 def load_configured_app(
-    spec: str | None, *, factory: bool, app_dir: str, interface: str
+    spec: str | None, *, factory: bool, app_dir: str, interface: str, strict: bool = False
 ) -> tuple[Any, str]:
     """The app and its contract (`asgi` or `wsgi`), as the settings name them: what the
-    command and every worker of a supervisor load. AppLoadError when it cannot be."""
+    command and every worker of a supervisor load. AppLoadError when it cannot be. With
+    `strict` (--strict), the app comes wrapped in its contract's validator."""
     app = load_app(spec, factory=factory, app_dir=app_dir)
-    return app, detect_interface(app) if interface == "auto" else interface
+    kind = detect_interface(app) if interface == "auto" else interface
+    if strict:
+        app = validate.asgi(app) if kind == "asgi" else validate.wsgi(app)
+    return app, kind

@@ -23,6 +23,7 @@ from rootserve.protocol.events import Head
 from rootserve.protocol.exchange import ClientDisconnected, Exchange
 from rootserve.types import ASGIApp, HTTPReceiveMessage, Scope, SendMessage
 from rootserve.units import KIB
+from rootserve.validate._errors import ContractError
 
 __all__ = [
     "ASGI_VERSION",
@@ -106,6 +107,10 @@ def add_tls_extension(scope: Scope, exchange: Exchange) -> None:
     tls = exchange.tls
     if tls is not None:
         scope["extensions"]["tls"] = tls
+
+
+# The answer to a request whose app broke its contract under --strict: the rule, in words.
+_CONTRACT_PAGE: Final = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class HTTPCycle:
@@ -294,7 +299,12 @@ class HTTPCycle:
                 self._send_state = _DONE
                 exchange.finish()
                 raise
-            if not isinstance(exc, ClientDisconnected) and not (
+            if isinstance(exc, ContractError):  # --strict: the rule, not a traceback
+                logger.error("%s %s: %s", self.scope["method"], printable(self.scope["path"]), exc)
+                if self._send_state is _START and not exchange.disconnected:
+                    self._send_state = _DONE
+                    exchange.respond(500, _CONTRACT_PAGE, str(exc).encode(), True)
+            elif not isinstance(exc, ClientDisconnected) and not (
                 exchange.disconnected and isinstance(exc, OSError)
             ):
                 logger.error(

@@ -109,7 +109,11 @@ def worker_main(
     )
     try:
         app, interface = load_configured_app(
-            config.app, factory=config.factory, app_dir=config.app_dir, interface=config.interface
+            config.app,
+            factory=config.factory,
+            app_dir=config.app_dir,
+            interface=config.interface,
+            strict=config.strict,
         )
     except AppLoadError as exc:
         logger.error("%s", exc)

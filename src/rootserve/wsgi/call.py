@@ -15,8 +15,12 @@ from typing import Any, Final, Protocol
 
 from rootserve.types import WSGIApp, WSGIEnviron
 from rootserve.units import KIB
+from rootserve.validate._errors import ContractError
 
 __all__ = ["FILE_BLOCK", "FileWrapper", "WSGICall"]
+
+# The answer to a request whose app broke its contract under --strict: the rule, in words.
+_CONTRACT_PAGE: Final = ((b"content-type", b"text/plain; charset=utf-8"),)
 
 logger = logging.getLogger("rootserve.error")
 
@@ -150,6 +154,12 @@ class WSGICall:
                 out.hand_whole(self.status, self.headers, b"")
             else:
                 out.hand_end()
+        except ContractError as exc:  # --strict: the rule, not a traceback; a page saying it
+            logger.error("%s: %s", out.describe(), exc)
+            if self.sent or out.disconnected:
+                out.hand_error(self.sent)
+            else:
+                out.hand_whole(500, list(_CONTRACT_PAGE), str(exc).encode())
         except Exception as exc:
             if not out.disconnected:
                 logger.error("Exception in WSGI app for %s", out.describe(), exc_info=exc)
