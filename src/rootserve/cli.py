@@ -168,13 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     interface = config.interface
     if not supervised:  # (each worker imports the app itself: the supervisor stays small)
         try:
-            app, interface = load_configured_app(
-                config.app,
-                factory=config.factory,
-                app_dir=config.app_dir,
-                interface=config.interface,
-                strict=config.strict,
-            )
+            app, interface = load_configured_app(config)
         except AppLoadError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_APP

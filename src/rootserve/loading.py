@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rootserve import validate
+from rootserve.config import Config
 
 __all__ = ["AppLoadError", "detect_interface", "load_app", "load_configured_app"]
 
@@ -159,14 +160,12 @@ def detect_interface(app: Any) -> str:
     )
 
 
-def load_configured_app(
-    spec: str | None, *, factory: bool, app_dir: str, interface: str, strict: bool = False
-) -> tuple[Any, str]:
+def load_configured_app(config: Config) -> tuple[Any, str]:
     """The app and its contract (`asgi` or `wsgi`), as the settings name them: what the
     command and every worker of a supervisor load. AppLoadError when it cannot be. With
-    `strict` (--strict), the app comes wrapped in its contract's validator."""
-    app = load_app(spec, factory=factory, app_dir=app_dir)
-    kind = detect_interface(app) if interface == "auto" else interface
-    if strict:
+    --strict, the app comes wrapped in its contract's validator."""
+    app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
+    kind = detect_interface(app) if config.interface == "auto" else config.interface
+    if config.strict:
         app = validate.asgi(app) if kind == "asgi" else validate.wsgi(app)
     return app, kind

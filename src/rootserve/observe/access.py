@@ -22,10 +22,8 @@ JSON escapes by construction, and `ensure_ascii` lets no Unicode line separator 
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -33,6 +31,7 @@ from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 from rootserve.config import Config, ConfigError
 from rootserve.config_edge import COMMON_LOG_FORMAT
+from rootserve.observe.ids import PROCESS, header_value, request_id, trace_id
 from rootserve.observe.logs import JSON_LINE, clf_time, iso_time
 from rootserve.protocol.events import Head
 from rootserve.protocol.rules import TOKEN
@@ -82,61 +81,6 @@ def _text(data: bytes) -> str:
 
 
 # -- request and trace ids ------------------------------------------------------------------
-
-# A request id taken from the client: printable ASCII without space, quote or backslash, and
-# short; anything else is replaced, never written.
-_GIVEN_ID: Final = re.compile(rb"[!#-\[\]-~]{1,128}")
-# W3C Trace Context, section 3.2: version "00", a 32-hex trace id, a 16-hex parent id and
-# 2-hex flags, lower-case; an all-zero trace or parent id is invalid (3.2.2.3, 3.2.2.4).
-_TRACEPARENT: Final = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_ZERO_TRACE: Final = b"0" * 32
-_ZERO_PARENT: Final = b"0" * 16
-
-
-class _Process:
-    """This process's pid and request-id prefix, made anew in a forked child.
-
-    A new id is 64 random bits drawn once per process, then a counter: unique across
-    workers and restarts, for one string format per request, where `uuid.uuid4()` reads
-    the kernel's random source and builds a UUID object for each one."""
-
-    def __init__(self) -> None:
-        self.renew()
-        os.register_at_fork(after_in_child=self.renew)
-
-    def renew(self) -> None:
-        self.pid = os.getpid()
-        self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count(1)  # next() is atomic under the GIL
-
-    def new_id(self) -> str:
-        return f"{self.prefix}{next(self.counter):016x}"
-
-
-_PROCESS: Final = _Process()
-
-
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The field `name` (lower-case), several joined with ", " (RFC 9110 section 5.3)."""
-    values = [value for key, value in headers if key.lower() == name]
-    return b", ".join(values) if values else None
-
-
-def request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
-    """The request's X-Request-ID when it is a sane token, else a new id."""
-    given = _header(headers, b"x-request-id")
-    if given is not None and _GIVEN_ID.fullmatch(given):
-        return given.decode("ascii")
-    return _PROCESS.new_id()
-
-
-def trace_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The trace id of a valid W3C `traceparent` (one field, version 00), else None."""
-    match = _TRACEPARENT.fullmatch(_header(headers, b"traceparent") or b"")
-    if match is None or match[1] == _ZERO_TRACE or match[2] == _ZERO_PARENT:
-        return None
-    return match[1].decode("ascii")
-
 
 # -- a finished request, as placeholders read it ------------------------------------------
 
@@ -195,7 +139,7 @@ _FIELDS: Final[dict[str, Field]] = {
     "B": lambda line: str(body_bytes(line.request, line.status)),
     "D": _micros,
     "L": _seconds,
-    "p": lambda line: str(_PROCESS.pid),
+    "p": lambda line: str(PROCESS.pid),
     "i": lambda line: request_id(line.request.headers),
 }
 _TIMED_FIELDS: Final = frozenset({"D", "L"})
@@ -204,7 +148,7 @@ _TIMED_FIELDS: Final = frozenset({"D", "L"})
 def _header_field(name: bytes, response: bool) -> Field:
     def field(line: _Line) -> str:
         request = line.request
-        value = _header(request.response_headers if response else request.headers, name)
+        value = header_value(request.response_headers if response else request.headers, name)
         return "-" if value is None else escape(value)
 
     return field
@@ -381,7 +325,7 @@ def _json_line(
         "time": iso_time(time.time()),
         "level": "info",
         "logger": "rootserve.access",
-        "pid": _PROCESS.pid,
+        "pid": PROCESS.pid,
         "request_id": request_id(headers),
     }
     trace = trace_id(headers)
@@ -398,7 +342,7 @@ def _json_line(
         "client": client[0] if client else None,
         "client_port": client[1] if client else None,
     }
-    agent = _header(headers, b"user-agent")
+    agent = header_value(headers, b"user-agent")
     if agent is not None:
         fields["user_agent"] = _text(agent)
     return json.dumps(fields)  # ensure_ascii: escaped by construction

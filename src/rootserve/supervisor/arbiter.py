@@ -50,15 +50,11 @@ MAX_FAILED_STARTS: Final = 5  # workers in a row that die before they are ready
 BACKOFF_SECONDS: Final = (0.0, 0.1, 0.5, 1.0, 2.0)  # before each respawn, by failed starts
 KILL_AFTER_GRACE_SECONDS: Final = 5.0  # past --timeout-graceful, before KILL
 STACKS_WAIT_SECONDS: Final = 1.0  # for a hung worker's stacks to be written before the kill
+# USR1 and USR2 (gunicorn's "reopen the logs" and "upgrade the binary") are logged and
+# ignored: logs go to stderr, and a logrotate script sending them must not end the server.
 _HANDLED: Final = (
-    signal.SIGHUP,
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGUSR1,  # gunicorn's "reopen the logs": here nothing to reopen (stderr)
-    signal.SIGUSR2,  # gunicorn's "upgrade the binary": not done here
+    *(signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT),
+    *(signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2),
 )
 
 

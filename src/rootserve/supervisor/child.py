@@ -108,13 +108,7 @@ def worker_main(
         log_config=config.log_config,
     )
     try:
-        app, interface = load_configured_app(
-            config.app,
-            factory=config.factory,
-            app_dir=config.app_dir,
-            interface=config.interface,
-            strict=config.strict,
-        )
+        app, interface = load_configured_app(config)
     except AppLoadError as exc:
         logger.error("%s", exc)
         raise SystemExit(EXIT_APP) from None
