@@ -30,6 +30,7 @@ SCRIPT = textwrap.dedent(
             m.request_done("GET", 200, seconds, 100)
         m.request_done("BREW", 418, 0.001, 5)  # an unknown method: one label value
         m.request_done("POST", 503, 0.001, 0)
+        m.request_done("HEAD", 200, 0.001, 50)  # its body is never sent: no bytes counted
         m.app_exception()
         m.flush(running=3, connections=7, websockets=2, received=1000)
         m.request_done("GET", 200, 0.001, 1)
@@ -60,14 +61,15 @@ def test_a_flush_publishes_counts_histogram_bytes_and_gauges():
     assert got[get_2xx] == 6
     assert got['rootserve_requests_total{"method": "other", "status": "4xx"}'] == 1
     assert got['rootserve_requests_total{"method": "POST", "status": "5xx"}'] == 1
-    # The histogram is cumulative: le=0.001 holds 0.0005 and the three 0.001s.
-    assert got['rootserve_request_duration_seconds_bucket{"le": "0.001"}'] == 4
-    assert got['rootserve_request_duration_seconds_bucket{"le": "0.005"}'] == 6
-    assert got['rootserve_request_duration_seconds_bucket{"le": "0.25"}'] == 7
-    assert got['rootserve_request_duration_seconds_bucket{"le": "10.0"}'] == 7
-    assert got['rootserve_request_duration_seconds_bucket{"le": "+Inf"}'] == 8
-    assert got["rootserve_request_duration_seconds_count{}"] == 8
-    total = 0.0005 + 0.003 + 0.003 + 0.2 + 30.0 + 0.001 * 3
+    assert got['rootserve_requests_total{"method": "HEAD", "status": "2xx"}'] == 1
+    # The histogram is cumulative: le=0.001 holds 0.0005 and the four 0.001s.
+    assert got['rootserve_request_duration_seconds_bucket{"le": "0.001"}'] == 5
+    assert got['rootserve_request_duration_seconds_bucket{"le": "0.005"}'] == 7
+    assert got['rootserve_request_duration_seconds_bucket{"le": "0.25"}'] == 8
+    assert got['rootserve_request_duration_seconds_bucket{"le": "10.0"}'] == 8
+    assert got['rootserve_request_duration_seconds_bucket{"le": "+Inf"}'] == 9
+    assert got["rootserve_request_duration_seconds_count{}"] == 9
+    total = 0.0005 + 0.003 + 0.003 + 0.2 + 30.0 + 0.001 * 4
     assert abs(got["rootserve_request_duration_seconds_sum{}"] - total) < 1e-9
     assert got["rootserve_response_body_bytes_total{}"] == 506
     assert got["rootserve_received_bytes_total{}"] == 1500

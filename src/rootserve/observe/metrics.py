@@ -29,7 +29,6 @@ from rootserve.observe.access import (
     AccessLog,
     Answered,
     NullAccessLog,
-    body_bytes,
     timed_runner,
 )
 
@@ -131,6 +130,8 @@ class Metrics:
             "rootserve_websockets_open", "Open WebSocket sessions.",
             multiprocess_mode="livesum", registry=None,
         )  # fmt: skip
+        self._done: list[tuple[str, int, float, int]] = []  # since the last flush
+        self.record = self._done.append  # the hot path's one call (MeteredLog)
         self._counts: dict[tuple[str, str], int] = {}
         self._buckets = [0] * (len(BUCKETS) + 1)  # the last: above every bound (+Inf)
         self._seconds = 0.0
@@ -141,12 +142,24 @@ class Metrics:
     # -- on the hot path: plain arithmetic -----------------------------------------------
 
     def request_done(self, method: str, status: int, seconds: float, sent: int) -> None:
-        key = (method if method in _METHODS else "other", status_class(status))
+        """One answered request; `sent`: the body bytes the app gave (none are sent for
+        HEAD, 204 and 304, which the flush accounts for)."""
+        self.record((method, status, seconds, sent))
+
+    def _tally(self) -> None:
+        """Fold the requests recorded since the last flush into the counts. Per request,
+        recording is one list append (measured: counting each request as it came cost
+        4.6 µs of a 17 µs request in benchmarks/replay.py --metrics; the append, 0.1)."""
         counts = self._counts
-        counts[key] = counts.get(key, 0) + 1
-        self._buckets[bisect_left(BUCKETS, seconds)] += 1
-        self._seconds += seconds
-        self._bytes_sent += sent
+        buckets = self._buckets
+        for method, status, seconds, sent in self._done:
+            key = (method if method in _METHODS else "other", status_class(status))
+            counts[key] = counts.get(key, 0) + 1
+            buckets[bisect_left(BUCKETS, seconds)] += 1
+            self._seconds += seconds
+            if status != 204 and status != 304 and method != "HEAD":
+                self._bytes_sent += sent
+        self._done.clear()
 
     def app_exception(self) -> None:
         self._raised += 1
@@ -156,6 +169,7 @@ class Metrics:
     def flush(self, running: int, connections: int, websockets: int, received: int) -> None:
         """Publish the counts since the last flush, and the gauges as they are now.
         `received` is the process's running total of bytes read."""
+        self._tally()
         for (method, status), count in self._counts.items():
             self._requests.labels(method, status).inc(count)
         self._counts = {}
@@ -198,13 +212,15 @@ class MeteredLog:
 
     def __init__(self, access_log: AccessLog | NullAccessLog, metrics: Metrics) -> None:
         self.access_log = access_log
-        self.metrics = metrics
+        self._lines = access_log if isinstance(access_log, AccessLog) else None
+        self._record = metrics.record
 
     def log(self, client: tuple[str, int] | None, request: Answered, status: int) -> None:
-        started: float | None = getattr(request, "started", None)
+        started: float | None = getattr(request, "started", None)  # (the timed runner's)
         seconds = 0.0 if started is None else time.perf_counter() - started
-        self.metrics.request_done(request.method, status, seconds, body_bytes(request, status))
-        self.access_log.log(client, request, status)
+        self._record((request.method, status, seconds, request.sent))
+        if self._lines is not None:
+            self._lines.log(client, request, status)
 
     def timed(self, runner: Any) -> Any:
         return timed_runner(runner)  # the duration needs each request's arrival
