@@ -57,6 +57,9 @@ def test_a_killed_worker_is_replaced_and_no_connection_is_refused(workers: str):
         answered: list[int] = []
         failures: list[BaseException] = []
         stop = threading.Event()
+        under_way = threading.Event()  # a first answer came
+        target = [0]  # answers to reach before `reached` is set (0: none yet)
+        reached = threading.Event()
 
         def load() -> None:
             deadline = time.monotonic() + WAIT
@@ -65,19 +68,22 @@ def test_a_killed_worker_is_replaced_and_no_connection_is_refused(workers: str):
                     answered.append(get_pid(port))
                 except (OSError, AssertionError) as exc:  # a refusal, a reset, a bad answer
                     failures.append(exc)
+                under_way.set()
+                if target[0] and len(answered) >= target[0]:
+                    reached.set()
+            reached.set()  # the load is over: nothing more will come
 
         client = threading.Thread(target=load)
         client.start()
         try:
-            while not answered:
-                time.sleep(0.01)  # a poll interval: wait for the load to be under way
+            assert under_way.wait(WAIT)
             killed_at = time.monotonic()
             os.kill(first[0], signal.SIGKILL)
             replacement = running.worker_pids(int(workers) + 1)[-1]
             replaced_after = time.monotonic() - killed_at
             count = len(answered)
-            while len(answered) < count + 20 and client.is_alive():
-                time.sleep(0.01)  # a poll interval: requests after the replacement
+            target[0] = count + 20  # requests after the replacement
+            reached.wait(WAIT)
         finally:
             stop.set()
             client.join(WAIT)
@@ -98,15 +104,7 @@ def test_ttin_and_ttou_change_the_number_of_workers():
         running.wait_for(r"TTIN: 2 worker")
         running.proc.send_signal(signal.SIGTTOU)
         running.wait_for(r"TTOU: 1 worker")
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            try:
-                os.kill(added, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)  # a poll interval: the youngest worker drains and exits
-        else:
-            pytest.fail("the youngest worker did not exit after TTOU")
+        assert not still_running({added}), "the youngest worker did not exit after TTOU"
         assert running.stop() == 0
 
 
