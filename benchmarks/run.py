@@ -243,6 +243,7 @@ SERVERS = {
     for s in (
         Server("rootserve", _rootserve),
         Server("rootserve-metrics", _rootserve),  # with --metrics-bind: what metrics cost
+        Server("rootserve-trace", _rootserve),  # with --trace: what tracing on costs
         Server("uvicorn", _uvicorn),
         Server("uvicorn-wsproto", _uvicorn),
         Server("hypercorn", _hypercorn),
@@ -304,6 +305,21 @@ SCENARIOS = {
             peers=("rootserve-metrics",),
             expect_body=b"Hello, world!",
             server_args=(("rootserve-metrics", ("--metrics-bind", f"{HOST}:0")),),
+        ),
+        Scenario(
+            "asgi-hello-trace",
+            "ASGI GET / -> 200 'Hello, world!', rootserve without and with --trace (each "
+            "block made whole, then dropped by a NullHandler: all of tracing but the write)",
+            "asgi",
+            "benchmarks.apps.asgi_hello:app",
+            peers=("rootserve-trace",),
+            expect_body=b"Hello, world!",
+            server_args=(
+                (
+                    "rootserve-trace",
+                    ("--trace", "--log-config", str(ROOT / "benchmarks/trace_to_nothing.json")),
+                ),
+            ),
         ),
         Scenario(
             "wsgi-hello",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rootserve.config import Config
+from rootserve.loading import dress_app
 from rootserve.server.worker import Server
 from rootserve.supervisor.sockets import bind_all
 
@@ -48,7 +49,7 @@ def serve(app: Any, **settings: Any) -> Iterator[Running]:
     config = Config(host="127.0.0.1", port=0, **settings)
     sockets = bind_all(["127.0.0.1:0"], 128)
     port = sockets[0].getsockname()[1]
-    server = Server(config, app, sockets)
+    server = Server(config, dress_app(app, "asgi", config), sockets)  # --strict, --trace
     thread = threading.Thread(target=server.run, name="rootserve-test", daemon=True)
     thread.start()
     try:

@@ -39,6 +39,7 @@ _GROUP_TITLES = {
     "proxy": "behind a proxy",
     "metrics": "metrics and health probes",
     "static": "static files",
+    "learn": "learning and debugging",
 }
 
 

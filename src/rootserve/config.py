@@ -124,12 +124,6 @@ class Config(EdgeSettings):
         group="workers",
         elsewhere="uvicorn `--workers`, gunicorn `-w`, granian `--workers`",
     )
-    strict: bool = setting(
-        False,
-        "Check everything the app does against its contract (ASGI 3 or PEP 3333) and answer "
-        "a broken rule with a 500 that names it, and one log line: for development.",
-        group="app",
-    )
     pid: str = setting(
         "",
         "Write the pid of the server (the supervisor's, with --workers) to this file, and "

@@ -1,7 +1,7 @@
 """The settings of what meets the outside: WebSocket, TLS, proxies, the access log's shape,
-metrics and health probes, static files. `Config` (config.py) inherits them; they are
-declared here only to keep each file readable; everything config.py's docstring says
-holds for them."""
+metrics and health probes, static files; and the learner's tools (--strict, --trace).
+`Config` (config.py) inherits them; they are declared here only to keep each file
+readable; everything config.py's docstring says holds for them."""
 
 from __future__ import annotations
 
@@ -191,4 +191,34 @@ class EdgeSettings:
         metavar="PREFIX=DIR",
         group="static",
         elsewhere="whitenoise, nginx `location` + `alias`",
+    )
+    # -- learning and debugging
+    strict: bool = setting(
+        False,
+        "Check everything the app does against its contract (ASGI 3 or PEP 3333) and answer "
+        "a broken rule with a 500 that names it, and one log line: for development.",
+        group="learn",
+    )
+    trace: bool = setting(
+        False,
+        "Write each conversation between the server and the app to stderr, one block per "
+        "request, WebSocket session or lifespan: the scope and every receive() and send() "
+        "message (ASGI); the environ, start_response, body reads, chunks and close() "
+        "(WSGI); with times since the app was called. For learning and debugging: it costs "
+        "time on every request.",
+        group="learn",
+    )
+    trace_format: str = setting(
+        "text",
+        "How --trace writes a block: `text` (coloured on a terminal, unless NO_COLOR is "
+        "set) or `json`, one object per block for tools (implies --trace).",
+        choices=("text", "json"),
+        group="learn",
+    )
+    trace_path: list[str] = setting(
+        [],
+        "Trace only requests and WebSocket sessions whose path matches GLOB (`/api/*`; "
+        "fnmatch, case-sensitive); repeatable; implies --trace.",
+        metavar="GLOB",
+        group="learn",
     )

@@ -19,13 +19,15 @@ import importlib.util
 import inspect
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rootserve import validate
 from rootserve.config import Config
+from rootserve.observe.trace import Tracer, tracing
 
-__all__ = ["AppLoadError", "detect_interface", "load_app", "load_configured_app"]
+__all__ = ["AppLoadError", "detect_interface", "dress_app", "load_app", "load_configured_app"]
 
 DEMO_APP = "rootserve.demo.app:app"
 
@@ -162,10 +164,21 @@ def detect_interface(app: Any) -> str:
 
 def load_configured_app(config: Config) -> tuple[Any, str]:
     """The app and its contract (`asgi` or `wsgi`), as the settings name them: what the
-    command and every worker of a supervisor load. AppLoadError when it cannot be. With
-    --strict, the app comes wrapped in its contract's validator."""
+    command and every worker of a supervisor load. AppLoadError when it cannot be."""
     app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
     kind = detect_interface(app) if config.interface == "auto" else config.interface
+    return dress_app(app, kind, config), kind
+
+
+def dress_app(
+    app: Any, interface: str, config: Config, trace_sink: Callable[[str], None] | None = None
+) -> Any:
+    """`app` as these settings serve it: traced with --trace, and in its contract's
+    validator with --strict (outside the trace, so that the trace shows what the app
+    itself did, and the message that broke a rule before the rule). Off, the app is
+    returned as it is: neither costs a request anything then."""
+    if tracing(config):
+        app = Tracer.from_config(config, trace_sink).wrap(app, interface)
     if config.strict:
-        app = validate.asgi(app) if kind == "asgi" else validate.wsgi(app)
-    return app, kind
+        app = validate.asgi(app) if interface == "asgi" else validate.wsgi(app)
+    return app

@@ -16,7 +16,7 @@ socket; only the socket is missing.
 
 `client.errors` holds the lines logged at ERROR by the `rootserve.error` logger during the
 last request: under strict, a broken contract is a 500 whose body names the rule, and its
-line is there too.
+line is there too. With the setting `trace=True`, `client.traces` gets each --trace block.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from rootserve import validate
 from rootserve._testing_wire import MemoryTransport, ResponseReader
 from rootserve._testing_ws import WebSocketClosed, WebSocketRejected, WebSocketSession
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.config import Config
-from rootserve.loading import detect_interface
+from rootserve.loading import detect_interface, dress_app
 from rootserve.server.assembly import build_runners, connection_class
 from rootserve.server.connection import Connection
 from rootserve.server.state import Runner, ServerState
@@ -134,9 +133,8 @@ class Client:
         settings.setdefault("access_log", False)
         self.config = Config(strict=strict, interface=interface, lifespan=lifespan, **settings)
         self.interface = detect_interface(app) if interface == "auto" else interface
-        if strict:
-            app = validate.asgi(app) if self.interface == "asgi" else validate.wsgi(app)
-        self.app = app
+        self.traces: list[str] = []  # --trace blocks (settings `trace=True`), as written
+        self.app = dress_app(app, self.interface, self.config, self.traces.append)
         url = urlsplit(base_url)
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"base_url {base_url!r} must be http://host[:port]")

@@ -26,6 +26,7 @@ import pytest
 from tests.helpers import Peer as _Peer
 
 from rootserve.config import Config
+from rootserve.loading import dress_app
 from rootserve.server.worker import Server
 from rootserve.supervisor.sockets import bind_all
 
@@ -63,7 +64,7 @@ def serve_wsgi(app: Any, **settings: Any) -> Iterator[Served]:
     config = Config(host="127.0.0.1", port=0, interface="wsgi", **settings)
     sockets = bind_all(["127.0.0.1:0"], 128)
     port = sockets[0].getsockname()[1]
-    server = Server(config, app, sockets, interface="wsgi")
+    server = Server(config, dress_app(app, "wsgi", config), sockets, interface="wsgi")
     thread = threading.Thread(target=server.run, name="rootserve-wsgi-test", daemon=True)
     thread.start()
     try:

@@ -3,7 +3,8 @@ text lines or JSON objects; or, with --log-config, the user's logging configurat
 
 How this works. `setup_logging` gives the `rootserve` logger (parent of `rootserve.error`
 and `rootserve.access`) one stderr handler and stops propagation, so an app's own logging
-setup neither doubles nor swallows rootserve's lines. With `--log-format json` the handler's
+setup neither doubles nor swallows rootserve's lines; `rootserve.trace` (--trace) gets one
+of its own that writes each block as it is. With `--log-format json` the handler's
 formatter is `JSONFormatter`: one JSON object per record, escaped by construction. An access
 line arrives already as one JSON object (observe/access.py builds it, and marks the record
 `JSON_LINE`) and is written as it is. With --log-config the file (.json or .toml) goes to
@@ -140,6 +141,12 @@ def setup_logging(
     "json"). With `log_config`, apply that file instead (raises `ConfigError`)."""
     root = logging.getLogger("rootserve")
     root.setLevel(level.upper())
+    # --trace blocks are asked for one by one: written whatever the level, as they are
+    # (a text block of several lines, or a JSON object), never behind a level prefix.
+    trace = logging.getLogger("rootserve.trace")
+    trace.setLevel(logging.INFO)
+    trace.handlers[:] = []
+    trace.propagate = True
     if log_config:
         config = load_log_config(log_config)
         # Loggers made before this call (rootserve's own, an app's module loggers) keep
@@ -161,6 +168,10 @@ def setup_logging(
         handler.setFormatter(logging.Formatter(head + "%(message)s"))
     root.handlers[:] = [handler]
     root.propagate = False
+    as_written = logging.StreamHandler(sys.stderr)
+    as_written.setFormatter(logging.Formatter("%(message)s"))
+    trace.handlers[:] = [as_written]
+    trace.propagate = False
 
 
 def _one_line(exc: BaseException) -> str:

@@ -284,8 +284,13 @@ class HTTP11Exchange(Request):
 
     def can_send_file(self) -> bool:
         # loop.sendfile sends from the kernel's page cache (os.sendfile) on asyncio's own
-        # transports; uvloop's have no sendfile.
-        return isinstance(self.conn.state.loop, asyncio.BaseEventLoop)
+        # transports of a socket; uvloop's have no sendfile, nor has rootserve.testing's
+        # in-memory transport (which has no socket).
+        conn = self.conn
+        return (
+            isinstance(conn.state.loop, asyncio.BaseEventLoop)
+            and conn.transport.get_extra_info("socket") is not None
+        )
 
     async def send_file(self, file: Any, offset: int, count: int) -> None:
         if self._answer is not _STREAMING:

@@ -6,6 +6,7 @@ of the response becomes an ASGI message, and the app thread waits until `send()`
 it, so a slow client holds the thread, not memory. The request body is read whole before the
 app is called (bounded by the server's --max-body-size), which suits the small mounted apps
 this is for; a WSGI app that streams large uploads should be served by rootserve directly.
+Under --trace, the WSGI call is traced into the block of the ASGI request it serves.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import io
 from typing import Any
 
+from rootserve.observe.trace import current, traced_wsgi_call
 from rootserve.protocol.events import Request
 from rootserve.types import Receive, Scope, Send, SendMessage, WSGIApp
 from rootserve.wsgi.call import FileWrapper, WSGICall
@@ -149,7 +151,14 @@ class WSGIMount:
         loop = asyncio.get_running_loop()
         out = _ASGIOutput(send, loop, f"{scope['method']} {scope['path']}")
         done: asyncio.Future[None] = loop.create_future()
-        self._pool.submit(_Job(WSGICall(out), self.app, environ, done, loop))
+        app = self.app
+        block = current()
+        if block is not None:  # --trace: the WSGI side of this request, in its block
+
+            def app(environ: Any, start_response: Any) -> Any:
+                return traced_wsgi_call(self.app, environ, start_response, block, nested=True)
+
+        self._pool.submit(_Job(WSGICall(out), app, environ, done, loop))
         await done
         if out.failed:
             raise RuntimeError("the mounted WSGI app failed after its response had started")
