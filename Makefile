@@ -16,10 +16,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 	@# The deployment files' own checkers (tests/deploy/): nginx -t, systemd-analyze verify.
 	@(command -v nginx || test -x /usr/sbin/nginx) >/dev/null || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	@command -v systemd-analyze >/dev/null || (apt-get update -qq && apt-get install -y -qq systemd)
+	@# The live inspector's test drives Debian's Chromium headless (Playwright, system browser).
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	touch $(STAMP)
 
+# The demo app, with the guide served at /docs/ (the inspector links each message to it).
 demo: $(STAMP)
-	$(BIN)/rootserve --host 127.0.0.1 --port 8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet --site-dir build/site
+	$(BIN)/rootserve --host 127.0.0.1 --port 8000 --static /docs=build/site
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks docs

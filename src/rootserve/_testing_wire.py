@@ -6,16 +6,18 @@ every write goes to a `ResponseReader`, which parses incrementally: the head onc
 line has arrived, then the body framed as RFC 9112 section 6.3 says (no body for HEAD, 1xx,
 204 and 304; chunked; Content-Length; else until the connection closes). Interim 1xx
 answers other than 101 are skipped. After each write or close the transport calls `wake`,
-so the client can run its loop until the reader has what it waits for.
+so the client can run its loop until the reader has what it waits for. `Response` is what a
+request returns: the status, the headers in order, the body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MemoryTransport", "ResponseReader"]
+__all__ = ["MemoryTransport", "Response", "ResponseReader"]
 
 
 class ResponseReader:
@@ -162,3 +164,35 @@ class MemoryTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.close()
+
+
+class Response:
+    """A whole response: status, headers in the order sent, and the body."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (any case), or None."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(_charset(self.header("content-type")), errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status}, {len(self.body)} bytes>"
+
+
+def _charset(content_type: str | None) -> str:
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip('"')
+    return "utf-8"

@@ -3,8 +3,9 @@
 A plain ASGI 3 app with no framework, so it doubles as an example of the contract:
 `/` a home page, `/api/info` JSON about the request, `/stream` a body sent in pieces,
 `/wsgi/` a WSGI app mounted inside (served through rootserve's WSGI adapter), `/chat` a
-chat room over a WebSocket (`/chat/ws`), and lifespan state (the time the app started)
-shared into every request.
+chat room over a WebSocket (`/chat/ws`), `/inspector` the live inspector (the conversation
+of every other request, as `--trace` shows it), and lifespan state (the time the app
+started) shared into every request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from rootserve import __version__
 from rootserve.demo import chat
+from rootserve.demo.inspector import Inspector
 from rootserve.demo.wsgi_part import mounted
 from rootserve.types import Receive, Scope, Send
 
@@ -32,6 +34,7 @@ code{background:#eee;padding:0 .2rem}</style></head>
 <li><a href="/stream">/stream</a>: a response body sent in five pieces</li>
 <li><a href="/wsgi/">/wsgi/</a>: a WSGI app mounted inside, run on app threads</li>
 <li><a href="/chat">/chat</a>: a chat room over a WebSocket</li>
+<li><a href="/inspector">/inspector</a>: each request's conversation with the app, live</li>
 </ul>
 <p>Serve your own app with <code>rootserve module:app</code>.</p>
 </body></html>
@@ -60,7 +63,8 @@ async def _lifespan(scope: Scope, receive: Receive, send: Send) -> None:
             return
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
+async def routes(scope: Scope, receive: Receive, send: Send) -> None:
+    """Every page of the demo but the inspector's."""
     if scope["type"] == "lifespan":
         await _lifespan(scope, receive, send)
         return
@@ -108,3 +112,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"done\n"})
     else:
         await _answer(send, 404, b"text/plain; charset=utf-8", b"Not Found\n")
+
+
+# The demo as served: its routes, with the live inspector at /inspector (inspector.py).
+app = Inspector(routes)
