@@ -4,7 +4,7 @@ and validator, so it answers as a served app does (compared here with real socke
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -279,3 +279,26 @@ def test_an_app_exception_is_a_500_and_an_error_line() -> None:
         assert client.errors == ["Exception in ASGI app for GET /x: ValueError: boom"]
         assert client.get("/x").status == 500
         assert len(client.errors) == 1  # the last request's lines only
+
+
+def test_a_wsgi_bodys_close_has_run_when_a_request_returns() -> None:
+    """PEP 3333's close() is part of the call: it runs before the exchange is finished, so
+    the client (and a server's drain) never counts a request done before it."""
+    closed: list[bool] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"hi\n"
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Body:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        return Body()
+
+    with Client(app) as client:
+        for _ in range(100):
+            closed.clear()
+            assert client.get("/").body == b"hi\n"
+            assert closed == [True]

@@ -17,6 +17,7 @@ __all__ = [
     "TOKEN",
     "Limits",
     "LocalProtocolError",
+    "phrase",
     "status_line",
 ]
 
@@ -103,8 +104,20 @@ class Limits:
         )
 
 
-_PHRASES: Final = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+# RFC 9110 section 15 renamed four statuses; Python before 3.13 still has RFC 7231's names.
+_RFC9110_NAMES: Final = {
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    416: b"Range Not Satisfiable",
+    422: b"Unprocessable Content",
+}
+_PHRASES: Final = {s.value: s.phrase.encode("ascii") for s in HTTPStatus} | _RFC9110_NAMES
 _STATUS_LINES: dict[int, bytes] = {}
+
+
+def phrase(status: int) -> bytes:
+    """The reason phrase RFC 9110 section 15 gives `status` (empty when it gives none)."""
+    return _PHRASES.get(status, b"")
 
 
 def status_line(status: int) -> bytes:
@@ -113,6 +126,6 @@ def status_line(status: int) -> bytes:
     if line is None:
         if not 100 <= status <= 999:
             raise LocalProtocolError(f"status {status!r} is not a 3-digit code (RFC 9110 15)")
-        line = b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b""))
+        line = b"HTTP/1.1 %d %s\r\n" % (status, phrase(status))
         _STATUS_LINES[status] = line
     return line

@@ -33,13 +33,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_tz
-from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from rootserve.observe.access import printable
 from rootserve.protocol.events import Headers
 from rootserve.protocol.exchange import ClientDisconnected, Exchange, ResponseError
+from rootserve.protocol.rules import phrase
 from rootserve.server.state import Runner
 from rootserve.units import KIB
 
@@ -296,7 +296,7 @@ class StaticAnswer:
         try:
             sending = self._answer(exchange)
         except NotServed as refusal:
-            body = b"%d %s\n" % (refusal.status, HTTPStatus(refusal.status).phrase.encode())
+            body = b"%d %s\n" % (refusal.status, phrase(refusal.status))
             with contextlib.suppress(ClientDisconnected):
                 exchange.respond(refusal.status, [_TEXT_PLAIN, *refusal.headers], body, True)
         except ClientDisconnected:

@@ -148,6 +148,11 @@ class WSGICall:
                     self._hand(chunk)
             if self.headers is None:
                 raise AssertionError("the app returned without calling start_response")
+            # close() before the last hand-over, which finishes the exchange: the call is
+            # over, close() included, when the server counts the request done (a drain,
+            # rootserve.testing and --trace wait for that).
+            _close(result)
+            result = None
             if out.disconnected:
                 out.hand_nothing()
             elif not self.sent:
@@ -155,12 +160,18 @@ class WSGICall:
             else:
                 out.hand_end()
         except ContractError as exc:  # --strict: the rule, not a traceback; a page saying it
+            if result is not None:
+                _close(result)
+                result = None
             logger.error("%s: %s", out.describe(), exc)
             if self.sent or out.disconnected:
                 out.hand_error(self.sent)
             else:
                 out.hand_whole(500, list(_CONTRACT_PAGE), str(exc).encode())
         except Exception as exc:
+            if result is not None:
+                _close(result)
+                result = None
             if not out.disconnected:
                 logger.error("Exception in WSGI app for %s", out.describe(), exc_info=exc)
             out.hand_error(self.sent)
