@@ -259,3 +259,43 @@ def test_snapshots_are_bounded_copies() -> None:
         snapshot({"deep": {"er": {"still": {"more": 1}}}})["deep"]["er"]["still"].text
         == "{'more': 1}"
     )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_parts_follow_waits_and_steps_left_unwritten(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lifespan is written when it waits for shutdown; an hour later, its shutdown steps
+    come in one part, not cut by the once-a-second rule. A request whose step has waited
+    unwritten for over a second is written then."""
+    clock = Clock()
+    monkeypatch.setattr(trace, "time", clock)
+    written: list[str] = []
+    tracer = trace.Tracer(sink=written.append)
+    lifespan = trace.Block(tracer, {"type": "lifespan"}, "asgi lifespan", "scope", {})
+    lifespan.waiting()  # only the scope: nothing worth a part yet
+    lifespan.add("receive", {"type": "lifespan.startup"})
+    lifespan.add("send", {"type": "lifespan.startup.complete"})
+    lifespan.waiting()
+    assert len(written) == 1 and "startup.complete" in written[0]
+    clock.now += 3600
+    lifespan.waiting()  # nothing new: nothing written
+    lifespan.add("receive", {"type": "lifespan.shutdown"})
+    clock.now += 0.002
+    lifespan.add("send", {"type": "lifespan.shutdown.complete"})
+    lifespan.close("returned", "None")
+    assert len(written) == 2
+    assert "lifespan.shutdown'" in written[1] and "app returned" in written[1]
+
+    request = trace.Block(tracer, {"type": "http"}, "asgi http · GET /", "scope", {})
+    request.add("send", {"type": "http.response.start", "status": 200})
+    clock.now += 1.5
+    request.add("send", {"type": "http.response.body", "body": b"late", "more_body": True})
+    assert len(written) == 3 and "b'late'" in written[2] and "status=200" in written[2]
+    request.close("returned", "None")
+    assert len(written) == 4 and "(continued)" in written[3]

@@ -8,8 +8,9 @@ call, what the app reads from `wsgi.input`, each `write()`, each body chunk the 
 takes from the iterable, and `close()`. Each step is an `Event` with its time in
 milliseconds since the server called the app, kept in a `Block` that is written when the
 call ends. A long conversation is written in parts as it goes: a WebSocket session or
-lifespan each time the app waits in `receive()` for the other side, anything else once a
-second, so that a chat or an endless stream shows while it happens.
+lifespan each time the app waits in `receive()` for the other side, and any conversation
+once a step of it has waited unwritten for a second (with the steps after it), so that a
+chat or an endless stream shows while it happens.
 
 Without --trace nothing is wrapped: the server runs exactly the code it runs when the
 setting does not exist, which is how tracing that is off costs nothing (`make bench`
@@ -51,7 +52,8 @@ logger = logging.getLogger("rootserve.trace")
 _CURRENT: contextvars.ContextVar[Block | None] = contextvars.ContextVar(
     "rootserve_trace_block", default=None
 )
-_PART_SECONDS: Final = 1.0  # a conversation still going after this is written in parts
+# A step waiting unwritten longer than this is written, with those after it, as a part.
+_PART_SECONDS: Final = 1.0
 _PART_EVENTS: Final = 500  # and so is one with this many events waiting
 # Scope types whose conversation waits on the other side for long: written at each wait.
 _LONG_LIVED: Final = frozenset({"websocket", "lifespan"})
@@ -118,7 +120,7 @@ class Block:
         self.head = head  # a text block's first line
         self.events = [Event(0.0, kind, value)]  # the scope or environ: the call's start
         self.started = time.perf_counter()
-        self._written = self.started
+        self._oldest = self.started  # when the oldest step not yet written happened
         self._part = 0
         self._lock = threading.Lock()  # a mounted WSGI app adds events from its thread
 
@@ -126,26 +128,27 @@ class Block:
         now = time.perf_counter()
         event = Event((now - self.started) * 1000, kind, value, nested, note)
         with self._lock:
+            if not self.events:
+                self._oldest = now
             self.events.append(event)
-            if now - self._written > _PART_SECONDS or len(self.events) >= _PART_EVENTS:
-                self._write(now, final=False)
+            if now - self._oldest > _PART_SECONDS or len(self.events) >= _PART_EVENTS:
+                self._write(final=False)
 
     def waiting(self) -> None:
         """The app waits for the other side: a long-lived conversation shows what it has
         (once there is more than its scope)."""
         if self.fields["type"] in _LONG_LIVED and len(self.events) > (self._part == 0):
             with self._lock:
-                self._write(time.perf_counter(), final=False)
+                self._write(final=False)
 
     def close(self, kind: str, note: str) -> None:
         now = time.perf_counter()
         with self._lock:
             self.events.append(Event((now - self.started) * 1000, kind, None, False, note))
-            self._write(now, final=True)
+            self._write(final=True)
 
-    def _write(self, now: float, *, final: bool) -> None:
+    def _write(self, *, final: bool) -> None:
         events, self.events = self.events, []
-        self._written = now
         self._part += 1
         tracer = self.tracer
         if tracer.json:

@@ -11,8 +11,10 @@ pass through untouched, and messages are forwarded as the same objects.
 What the spec allows is not flagged: extra keys in messages, an empty body, headers as any
 re-iterable of pairs, `receive()` called again after a disconnect, a websocket app that
 returns without accepting (the server answers 403), and an app that stops answering after
-the client disconnected. Header names are checked for type only: lowercase names are the
-server's duty for requests, not the app's for responses. Headers given as a one-shot
+the client disconnected. Response header names are checked for type only: the spec asks
+for them lowercased ("Response Start"), but Django's ASGI handler sends them as written
+(`Content-Type`), and HTTP field names are case-insensitive (RFC 9110 section 5.1), so no
+client can tell; flagging it would flag every Django app. Headers given as a one-shot
 iterator (a generator) are not inspected, since reading them would consume them.
 `scope["asgi"]["spec_version"]` changes none of these rules (it announces fields such as
 `trailers` that an app may send regardless), so it is not read.

@@ -46,7 +46,9 @@ class _ASGIOutput:
             self.disconnected = True  # the client went away (ASGI spec 2.4: send raises)
 
     def _start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self._message({"type": "http.response.start", "status": status, "headers": headers})
+        # The ASGI spec ("Response Start") asks for lowercase names; WSGI's are as written.
+        lowered = [(name.lower(), value) for name, value in headers]
+        self._message({"type": "http.response.start", "status": status, "headers": lowered})
 
     def hand_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         self._start(status, headers)
