@@ -12,11 +12,14 @@ import ch2_ex2
 import ch2_ex3
 import ch2_flask
 import ch2_hello
+import ch3_errors
 import ch3_ex1
 import ch3_ex2
 import ch3_middleware
 import ch3_stack
+import ch3_streaming
 import ch3_validate
+import ch4_crowd
 import ch4_ex1
 import ch4_measure
 import pytest
@@ -69,6 +72,10 @@ CASES = [
         "413 Content Too Large",
     ),
     (ch4_ex1.app, "GET", "/", b"", None, "200 OK"),
+    (ch3_streaming.countdown, "GET", "/", b"", None, "200 OK"),
+    (ch3_errors.error_page(ch2_app.app), "GET", "/", b"", None, "200 OK"),
+    (ch3_errors.app, "GET", "/fails-at-once", b"", None, "500 Internal Server Error"),
+    (ch4_crowd.slow_wsgi_app, "GET", "/slow", b"", None, "200 OK"),
 ]
 
 

@@ -3,17 +3,22 @@
 import ast
 import http.client
 import io
+import itertools
+import re
 import socket
 import threading
 from contextlib import contextmanager
 from wsgiref.validate import validator
 
 import ch2_app
+import ch2_flask
+import ch3_errors
 import ch3_middleware
 import ch3_server
+import ch3_streaming
 import pytest
 from ch2_demo import REQUESTS
-from guide_support import EXAMPLES, GUIDE
+from guide_support import EXAMPLES, GUIDE, OUTPUT, normalise, run_example
 
 
 @contextmanager
@@ -162,3 +167,63 @@ def test_chapter_3_names_what_the_server_leaves_out(gap):
     page = (GUIDE / "03-the-wsgi-server-and-middleware.md").read_text(encoding="utf-8")
     section = page.split("## What this server leaves out", 1)[1].split("\n## ", 1)[0]
     assert gap.lower() in section.lower()
+
+
+# -- streaming, error pages and Flask, served by the chapter-3 server
+ARRIVAL = re.compile(r"^after (\d+\.\d\d) s: (b'.*')$", re.MULTILINE)
+
+
+def check_arrivals(text, least_gap):
+    """Four parts, in order, each arriving at least `least_gap` seconds after the one before."""
+    arrivals = [(float(seconds), ast.literal_eval(data)) for seconds, data in ARRIVAL.findall(text)]
+    assert [data for _, data in arrivals] == [b"3...\n", b"2...\n", b"1...\n", b"liftoff\n"]
+    times = [seconds for seconds, _ in arrivals]
+    assert times[0] < ch3_streaming.PAUSE  # the first part does not wait for the others
+    for earlier, later in itertools.pairwise(times):
+        assert later - earlier >= least_gap, times
+
+
+def test_the_recorded_streaming_run_shows_the_parts_a_pause_apart():
+    recorded = (OUTPUT / "ch3_streaming.txt").read_text(encoding="utf-8")
+    check_arrivals(recorded, ch3_streaming.PAUSE - 0.01)  # two decimals round the seconds
+
+
+def test_a_live_streaming_run_sends_each_part_when_it_is_yielded():
+    printed = run_example("ch3_streaming.py")
+    expected = (OUTPUT / "ch3_streaming.txt").read_text(encoding="utf-8")
+    assert normalise(printed) == normalise(expected)
+    check_arrivals(printed, ch3_streaming.PAUSE * 0.9)  # sleep may end a little early on some OSes
+
+
+def test_an_error_before_the_head_becomes_a_500_page(capsys):
+    with serving(ch3_errors.app, 1) as port:
+        received = raw_exchange(port, b"GET /fails-at-once HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert received.endswith(b"\r\n\r\nSomething went wrong on our side.\n")
+    assert capsys.readouterr().err == ""  # the middleware handled it; the server logs nothing
+
+
+def test_an_error_after_the_head_is_raised_again_by_start_response(capsys):
+    # The branch of ch3_server's start_response that re-raises: the head and the first part
+    # are out, so the middleware's 500 cannot be sent; the error reaches serve_one, which logs
+    # it, and the client sees the connection close after the first part.
+    with serving(ch3_errors.app, 1) as port:
+        received = raw_exchange(port, b"GET /fails-half-way HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b"\r\n\r\nReport, part 1 of 2\n")
+    log = capsys.readouterr().err
+    assert "in start_response\n    raise exc_info[1].with_traceback(exc_info[2])" in log
+    assert log.rstrip().endswith("RuntimeError: the data went away half way")
+
+
+def test_flask_runs_on_the_chapter_3_server_under_the_validator(capsys):
+    requests = REQUESTS[:3]
+    with serving(validator(ch2_flask.app), len(requests)) as port:
+        for method, target, body in requests:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request(method, target, body=body)
+            response = connection.getresponse()
+            assert response.status == 200
+            assert response.read()
+            connection.close()
+    assert capsys.readouterr().err == ""

@@ -13,6 +13,7 @@ live output is compared with the page.
 import math
 import re
 
+import ch4_crowd
 import ch4_measure
 import pytest
 from guide_support import OUTPUT, normalise, run_example
@@ -74,3 +75,53 @@ def test_a_thread_pool_keeps_the_loop_free_for_other_requests():
     fast = float(re.search(r"sent with them: answered after (\d+\.\d\d) s", printed)[1])
     assert slow >= 4  # 16 requests through 4 threads
     assert fast < 2 * 0.1  # not queued behind the slow ones, which take 4 delays or more
+
+
+def test_each_recorded_count_is_its_seconds_in_delays():
+    # An edited count, or edited seconds, no longer match: the script derives one from the other.
+    for seconds, delays in CELL.findall((OUTPUT / "ch4_measure.txt").read_text(encoding="utf-8")):
+        assert int(delays) == int(float(seconds) / ch4_measure.DELAY + 0.05), (seconds, delays)
+
+
+# -- ch4_crowd.py: a thousand clients at once, and a thousand idle connections
+BUSY = re.compile(r"^ +(.+?) +(\d+\.\d\d) s \((\d+) delays\)$", re.MULTILINE)
+IDLE = re.compile(r"^ +(.+?) +(\d+) more threads +(\d+\.\d) MiB +(\d+\.\d) KiB each$", re.MULTILINE)
+
+
+def crowd(text):
+    """({title: (seconds, delays)}, {title: (threads, MiB, KiB each)}) from the printed text."""
+    busy = {title: (float(s), int(d)) for title, s, d in BUSY.findall(text)}
+    idle = {title: (int(t), float(m), float(k)) for title, t, m, k in IDLE.findall(text)}
+    return busy, idle
+
+
+def check_crowd(text):
+    """What the page says of ch4_crowd's numbers, and that they agree with each other."""
+    busy, idle = crowd(text)
+    threads, asyncio_ = ch4_crowd.KINDS["threads"], ch4_crowd.KINDS["asyncio"]
+    assert set(busy) == set(idle) == {threads, asyncio_}
+    for seconds, delays in busy.values():
+        assert seconds >= ch4_crowd.DELAY  # every request waits one delay at least
+        assert delays == int(seconds / ch4_crowd.DELAY + 0.05), (seconds, delays)
+    for _, mib, each in idle.values():
+        # MiB is rounded to 0.1 (51 KiB over all connections), KiB each to 0.1.
+        assert abs(mib * 1024 / ch4_crowd.CLIENTS - each) <= 0.11, (mib, each)
+    assert busy[asyncio_][0] < busy[threads][0]
+    assert idle[threads][0] >= ch4_crowd.CLIENTS  # a thread for each idle connection
+    assert idle[asyncio_][0] == 0  # and none for a coroutine
+    assert idle[asyncio_][2] < idle[threads][2]
+
+
+def test_the_recorded_crowd_run_agrees_with_itself_and_the_page():
+    check_crowd((OUTPUT / "ch4_crowd.txt").read_text(encoding="utf-8"))
+
+
+@pytest.mark.slow
+def test_a_live_crowd_run_has_the_page_format_and_the_same_shape():
+    printed = run_example("ch4_crowd.py", timeout=60)
+
+    def shape(text):
+        return re.sub(r" +", " ", re.sub(r"\d+(\.\d+)?", "N", text))
+
+    assert shape(printed) == shape((OUTPUT / "ch4_crowd.txt").read_text(encoding="utf-8"))
+    check_crowd(printed)

@@ -21,6 +21,21 @@ SCRIPT_OUTPUTS = {
     "answers/ch2_ex3.py": "ch2_ex3.txt",
     "answers/ch3_ex1.py": "ch3_ex1.txt",
     "answers/ch3_ex2.py": "ch3_ex2.txt",
+    # -- part 1 additions
+    "ch3_flask.py": "ch3_flask.txt",
+    "ch3_errors.py": "ch3_errors.txt",
+    # -- chapter 5
+    "ch5_call_by_hand.py": "ch5_call_by_hand.txt",
+    "ch5_wsgi_inside.py": "ch5_wsgi_inside.txt",
+    "ch5_frameworks.py": "ch5_frameworks.txt",
+    "answers/ch5_ex1.py": "ch5_ex1.txt",
+    "answers/ch5_ex2.py": "ch5_ex2.txt",
+    # -- chapter 6
+    "ch6_flask_by_hand.py": "ch6_flask_by_hand.txt",
+    "ch6_fastapi_by_hand.py": "ch6_fastapi_by_hand.txt",
+    "ch6_middleware.py": "ch6_middleware.txt",
+    "answers/ch6_ex1.py": "ch6_ex1.txt",
+    "answers/ch6_ex2.py": "ch6_ex2.txt",
 }
 
 # Output files compared by other tests, which also check what the numbers must show.
@@ -30,6 +45,17 @@ TESTED_ELSEWHERE = {
     "ch4_measure.txt": "test_guide_ch4.py",
     "ch4_ex1.txt": "test_guide_ch4.py",
     "ch4_ex2.txt": "test_guide_ch4.py",
+    # -- part 1 additions
+    "ch3_streaming.txt": "test_guide_ch3_server.py",
+    "ch3_gunicorn.txt": "test_guide_serving.py",
+    "ch3_gunicorn_curl.txt": "test_guide_serving.py",
+    "ch4_crowd.txt": "test_guide_ch4.py",
+    # -- chapter 5
+    "ch5_servers.txt": "test_guide_ch5.py",
+    "ch5_trace.txt": "test_guide_ch5.py",
+    "ch5_strict.txt": "test_guide_ch5.py",
+    # -- chapter 6
+    "ch6_testing.txt": "test_guide_ch6.py",
 }
 
 INCLUDE = re.compile(r'^\s*-{1,}8<-{1,}\s+"([^"]+)"', re.MULTILINE)

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from guide_support import EXAMPLES, OUTPUT, REPO, normalise
@@ -95,3 +96,48 @@ def test_ch2_hello_session_is_what_the_page_shows(start):
     assert normalise(banner + log_line) == normalise(terminal)
     curl = (OUTPUT / "ch2_hello_curl.txt").read_text(encoding="utf-8")
     assert body.decode() == curl
+
+
+# gunicorn's log lines hold a date, process ids and its version; masked like the other outputs.
+GUNICORN_MASKS = [
+    (re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\]"), "[DATE]"),
+    (re.compile(r"\[\d+\]"), "[PID]"),
+    (re.compile(r"\(\d+\)"), "(PID)"),
+    (re.compile(r"pid: \d+"), "pid: PID"),
+    (re.compile(r"gunicorn \d+(\.\d+)+"), "gunicorn VERSION"),
+]
+
+
+def gunicorn_masked(text):
+    for pattern, replacement in GUNICORN_MASKS:
+        text = pattern.sub(replacement, text)
+    return normalise(text)
+
+
+def test_gunicorn_serves_the_chapter_2_app_as_the_page_shows(tmp_path):
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    # Port 0 and a control socket of its own, so that the test shares nothing.
+    own = ["-b", "127.0.0.1:0", "--control-socket", str(tmp_path / "g.ctl")]
+    process = subprocess.Popen(
+        [str(gunicorn), *own, "ch2_app:app"],
+        cwd=EXAMPLES,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        while not lines or "Booting worker" not in lines[-1]:  # the worker is ready to serve
+            line = process.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        port = int(re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", "".join(lines))[1])
+        status, body = get(port, "/greet?name=Ada")
+    finally:
+        process.terminate()  # SIGTERM: gunicorn's graceful stop; only the process we started
+        process.wait(timeout=30)
+        process.stderr.close()
+    assert status == 200
+    assert body.decode() == (OUTPUT / "ch3_gunicorn_curl.txt").read_text(encoding="utf-8")
+    shown = (OUTPUT / "ch3_gunicorn.txt").read_text(encoding="utf-8")
+    assert gunicorn_masked("".join(lines)) == gunicorn_masked(shown)

@@ -14,6 +14,8 @@ CHAPTERS = [
     "02-a-wsgi-app-from-scratch.md",
     "03-the-wsgi-server-and-middleware.md",
     "04-why-asgi-exists.md",
+    "05-an-asgi-app-and-the-servers.md",
+    "06-from-protocol-to-framework.md",
 ]
 
 

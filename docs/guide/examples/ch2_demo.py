@@ -1,4 +1,4 @@
-"""Chapter 2: serve ch2_app on a free port, send it six requests, print each exchange."""
+"""Chapter 2: serve ch2_app on a free port, send it five requests, print each exchange."""
 
 from ch2_app import app
 from tour import show, wsgiref_server

@@ -1,7 +1,8 @@
 """Chapter 3: wsgiref.validate.validator is middleware that checks both sides of the contract."""
 
 import io
-from wsgiref.validate import validator
+import warnings
+from wsgiref.validate import WSGIWarning, validator
 
 
 def returns_a_str(environ, start_response):
@@ -48,18 +49,35 @@ def start_response(status, headers, exc_info=None):
     return lambda data: None
 
 
-def main():
-    for app in (returns_a_str, int_header, no_content_type, correct):
-        checked = validator(app)  # wrap it, exactly like any other middleware
+def without_query_string():
+    """The same request from a server that leaves QUERY_STRING out: a lesser fault."""
+    environ = request()
+    del environ["QUERY_STRING"]
+    return environ
+
+
+def check(name, app, environ):
+    checked = validator(app)  # wrap it, exactly like any other middleware
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", WSGIWarning)  # record warnings instead of printing
         try:
-            body = checked(request(), start_response)
+            body = checked(environ, start_response)
             try:
                 received = b"".join(body)
             finally:
                 body.close()
-            print(f"{app.__name__}: passed, body {received!r}")
         except AssertionError as error:
-            print(f"{app.__name__}: AssertionError: {error}")
+            print(f"{name}: AssertionError: {error}")
+            return
+    print(f"{name}: passed, body {received!r}")
+    for warning in warned:
+        print(f"  but warned: {warning.category.__name__}: {warning.message}")
+
+
+def main():
+    for app in (returns_a_str, int_header, no_content_type, correct):
+        check(app.__name__, app, request())
+    check("correct, no QUERY_STRING", correct, without_query_string())
 
 
 if __name__ == "__main__":

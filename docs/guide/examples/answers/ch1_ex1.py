@@ -14,8 +14,10 @@ def app(environ, start_response):
 
 def call(app, path):
     """Play the server: build an environ for GET `path`, call `app`, collect what it sends."""
-    environ = {"PATH_INFO": path}
-    setup_testing_defaults(environ)  # fills in every other key a server would provide
+    # setup_testing_defaults fills in most other keys a server provides, but not
+    # QUERY_STRING, CONTENT_TYPE or CONTENT_LENGTH; a GET without a query has an empty one.
+    environ = {"PATH_INFO": path, "QUERY_STRING": ""}
+    setup_testing_defaults(environ)
     sent = {}
 
     def start_response(status, headers, exc_info=None):
