@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
+from pathlib import Path
 
 from rootserve.demo import inspector
 from rootserve.demo.app import app as demo_app
@@ -62,3 +64,21 @@ def test_a_block_from_an_app_thread_is_delivered_on_the_loop() -> None:
         return block, threading.current_thread() is threading.main_thread()
 
     assert asyncio.run(run()) == ("from a thread", True)
+
+
+def test_every_link_of_the_page_names_a_section_of_the_guide() -> None:
+    """The page links each step to a section (page#anchor): each must be a heading of that
+    chapter, as mkdocs makes its anchor, so renaming a heading fails here."""
+    root = Path(__file__).resolve().parent.parent / "docs" / "guide"
+    page = (Path(inspector.__file__).parent / "inspector.html").read_text(encoding="utf-8")
+    pages = dict(re.findall(r'(\d): \["(\d\d-[a-z0-9-]+)/"', page))
+    links = re.findall(r'\[(\d), "([a-z0-9_-]+)"\]', page)
+    links += [("5", anchor) for anchor in re.findall(r'^  \w+: "([a-z0-9-]+)",$', page, re.M)]
+    assert len(links) >= 10
+    for chapter, anchor in links:
+        text = (root / f"{pages[chapter]}.md").read_text(encoding="utf-8")
+        slugs = {
+            re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", heading.lower()).strip())
+            for heading in re.findall(r"^#{2,3} (.+)$", text, re.M)
+        }
+        assert anchor in slugs, f"{pages[chapter]}.md has no section #{anchor}"

@@ -66,7 +66,7 @@ def check_the_page(page: Any, url: str) -> None:
     info.locator("tr.send", has_text="http.response.start").wait_for(timeout=WAIT_MS)
     assert 'method="GET"' in info.locator("tr.scope").inner_text()
     assert info.locator("tr.send a").first.get_attribute("href") == (
-        "/docs/guide/05-an-asgi-app-and-the-servers/"
+        "/docs/guide/05-an-asgi-app-and-the-servers/#an-http-request-as-events"
     )
     assert "returned" in info.locator("tr.returned").inner_text()
 
@@ -83,7 +83,7 @@ def check_the_page(page: Any, url: str) -> None:
     assert 'PATH_INFO="/echo"' in echo.locator("tr.environ").inner_text()
     assert "200 OK" in echo.locator("tr.start_response").inner_text()
     assert echo.locator("tr.start_response a").get_attribute("href") == (
-        "/docs/guide/02-a-wsgi-app-from-scratch/"
+        "/docs/guide/01-what-wsgi-is/#what-the-application-promises"
     )
 
     # From outside the page: curl. A path that carries HTML is shown as text.
