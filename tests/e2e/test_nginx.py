@@ -348,6 +348,50 @@ PAYLOADS = {
         b"Transfer-Encoding: chunked\r\n",
         b"1" + b"0" * 16 + b"%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED),
     ),
+    # More ways to hide Transfer-Encoding from one parser and not the other.
+    "te-tab-before-colon": post(
+        b"Content-Length: %d\r\nTransfer-Encoding\t: chunked\r\n" % len(TERMINATOR), TERMINATOR
+    ),
+    "te-vertical-tab": post(
+        b"Content-Length: %d\r\nTransfer-Encoding: \x0bchunked\r\n" % len(TERMINATOR), TERMINATOR
+    ),
+    "te-leading-comma": post(
+        b"Content-Length: %d\r\nTransfer-Encoding: ,chunked\r\n" % len(TERMINATOR), TERMINATOR
+    ),
+    "te-nul": post(
+        b"Content-Length: %d\r\nTransfer-Encoding: chunked\x00\r\n" % len(TERMINATOR), TERMINATOR
+    ),
+    "te-in-http10": b"POST / HTTP/1.0\r\nHost: x\r\nContent-Length: %d\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n%s" % (len(TERMINATOR), TERMINATOR),
+    # Content-Length spellings that some parsers read as another number.
+    "cl-plus-sign": post(b"Content-Length: +%d\r\n" % len(SMUGGLED), SMUGGLED),
+    "cl-inner-space": post(b"Content-Length: 0 %d\r\n" % len(SMUGGLED), SMUGGLED),
+    "cl-list-disagrees": post(b"Content-Length: 0, %d\r\n" % len(SMUGGLED), SMUGGLED),
+    "cl-obs-fold": post(b"Content-Length: 0\r\n %d\r\n" % len(SMUGGLED), SMUGGLED),
+    # A body on a GET, which a front end may forward while a back end ignores it.
+    "get-with-body": b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(SMUGGLED), SMUGGLED),
+    # A hop-by-hop trick: Connection names Content-Length, so a proxy may drop it.
+    "connection-names-cl": post(
+        b"Connection: Content-Length\r\nContent-Length: %d\r\n" % len(SMUGGLED), SMUGGLED
+    ),
+    # Bare LF as the end of the head's lines: the head ends where one parser says.
+    "head-bare-lf": b"POST / HTTP/1.1\nHost: x\nContent-Length: %d\n\n%s"
+    % (len(SMUGGLED), SMUGGLED),
+    # A chunk extension whose quoted value carries a line end.
+    "chunk-ext-quoted-crlf": post(
+        b"Transfer-Encoding: chunked\r\n",
+        b'%x;a="\r\n"\r\n%s\r\n0\r\n\r\n' % (len(SMUGGLED), SMUGGLED),
+    ),
+    # Whitespace before the chunk size, and a chunk size with a 0x prefix.
+    "chunk-size-space": post(
+        b"Transfer-Encoding: chunked\r\n", b" %x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED)
+    ),
+    "chunk-size-0x": post(
+        b"Transfer-Encoding: chunked\r\n", b"0x%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED)
+    ),
+    # The last chunk followed by a trailer that is itself a request line.
+    "trailer-request": post(b"Transfer-Encoding: chunked\r\n", b"0\r\n" + SMUGGLED),
 }
 
 
@@ -372,7 +416,8 @@ def test_request_smuggling_reaches_the_app_once_at_most(stack: Stack, name: str)
     calls = [call for call in stack.spy.since(start) if call.path != "/last"]
     statuses = [reply.status for reply in replies]
     assert len(calls) <= 1, (name, calls, statuses)
-    assert all(call.path == "/" and call.method == "POST" for call in calls), calls
+    method = PAYLOADS[name].split(b" ", 1)[0].decode()
+    assert all(call.path == "/" and call.method == method for call in calls), calls
     assert replies, name  # answered, not dropped
     if calls:  # one request: answered with the app's 200, then /last's
         assert statuses[0] == 200, statuses
@@ -381,3 +426,29 @@ def test_request_smuggling_reaches_the_app_once_at_most(stack: Stack, name: str)
     who = (replies[0].header("server") or "?").split("/")[0]
     outcome = "one request" if calls else f"refused {statuses[0]} by {who}"
     stack.outcomes[f"smuggle {name}"] = outcome
+
+
+@pytest.fixture(scope="module")
+def direct() -> Iterator[tuple[int, Spy]]:
+    """rootserve alone, no nginx in front: its own verdict on each smuggling payload."""
+    spy = Spy()
+    with serve(spy, lifespan="off") as running:
+        yield running.port, spy
+
+
+@pytest.mark.parametrize("name", list(PAYLOADS))
+def test_request_smuggling_sent_to_rootserve_alone(direct: tuple[int, Spy], name: str) -> None:
+    """Without a proxy to clean the bytes first, rootserve refuses each payload whose
+    framing is in doubt (so nothing after it is read as a request), or reads it as the one
+    request it is; never two app calls."""
+    port, spy = direct
+    start = spy.count()
+    with Peer(port, timeout=TIMEOUT, resets_are_eof=True) as peer:
+        peer.send(PAYLOADS[name] + LAST)
+        replies = replies_to_eof(peer)
+    calls = [call for call in spy.since(start) if call.path != "/last"]
+    assert len(calls) <= 1, (name, calls)
+    assert not any(call.path == "/smuggled" for call in calls)
+    assert replies, name
+    if not calls:
+        assert 400 <= replies[0].status < 600 and len(replies) == 1, (name, replies)
