@@ -5,6 +5,7 @@ request bytes as a string: JSON escapes give CR, LF and control bytes, and code 
 0x80-0xFF stand for single bytes (the string is encoded as latin-1). Every other text field
 (target, header values, body) is bytes decoded the same way. Keys:
 
+- `class`: what part of the protocol the case is about, one of CLASSES.
 - `description`: what the case shows, with its RFC section.
 - `limits` (optional): keyword arguments for `Limits`.
 - `requests`: the requests that come out complete, in order; each has method, target, path,
@@ -38,6 +39,7 @@ from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import Limits
 
 __all__ = [
+    "CLASSES",
     "CORPUS",
     "FEEDS",
     "Case",
@@ -68,7 +70,28 @@ REQUEST_KEYS = frozenset(
     }
 )
 CASE_KEYS = frozenset(
-    {"description", "raw", "limits", "requests", "partial", "status", "xfail", "feeds"}
+    {"class", "description", "raw", "limits", "requests", "partial", "status", "xfail", "feeds"}
+)
+# The classes of cases: the fields that frame a message or steer the connection, field
+# syntax in general, the chunked coding and its trailers, the request line and its parts,
+# bytes that are no HTTP/1.1, the size limits, pipelines, and plain requests.
+CLASSES = (
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "connection",
+    "upgrade",
+    "expect",
+    "field-syntax",
+    "chunked",
+    "trailers",
+    "request-line",
+    "method",
+    "target",
+    "not-http",
+    "limits",
+    "pipelining",
+    "basics",
 )
 
 Normalised = dict[str, Any] | str
@@ -78,6 +101,7 @@ Normalised = dict[str, Any] | str
 class Case:
     kind: str  # "valid" or "invalid"
     name: str
+    klass: str  # one of CLASSES
     description: str
     raw: bytes
     limits: Limits
@@ -103,6 +127,7 @@ def load_cases(kind: str) -> list[Case]:
             Case(
                 kind=kind,
                 name=path.stem,
+                klass=data["class"],
                 description=data.get("description", ""),
                 raw=data["raw"].encode("latin-1"),
                 limits=Limits(**data.get("limits", {})),

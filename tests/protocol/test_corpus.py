@@ -8,6 +8,7 @@ then one `BadRequest` with the expected status, and nothing at all after that.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from rootserve.protocol.rules import Limits
 
 from ._corpus import (
     CASE_KEYS,
+    CLASSES,
     FEEDS,
     REQUEST_KEYS,
     Case,
@@ -45,11 +47,27 @@ def _params(cases: list[Case]) -> list[Any]:
 def test_corpus_size() -> None:
     assert len(VALID) >= 60
     assert len(INVALID) >= 80
+    assert len(VALID) + len(INVALID) >= 400
+
+
+def test_every_class_has_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    valid = Counter(case.klass for case in VALID)
+    invalid = Counter(case.klass for case in INVALID)
+    with capsys.disabled():
+        print(f"\n{'class':<20}{'valid':>6}{'invalid':>8}")
+        for klass in CLASSES:
+            print(f"{klass:<20}{valid[klass]:>6}{invalid[klass]:>8}")
+        print(f"{'all':<20}{len(VALID):>6}{len(INVALID):>8}")
+    # Each class has cases to accept and to reject, but plain requests (accepted only) and
+    # bytes that are no HTTP (rejected only).
+    assert all(invalid[klass] for klass in CLASSES if klass != "basics")
+    assert all(valid[klass] for klass in CLASSES if klass != "not-http")
 
 
 @pytest.mark.parametrize("case", VALID + INVALID, ids=lambda c: f"{c.kind}/{c.name}")
 def test_case_file_is_well_formed(case: Case) -> None:
     assert set(case.data) <= CASE_KEYS
+    assert case.klass in CLASSES
     assert case.description
     assert case.raw
     for request in case.requests:

@@ -7,8 +7,9 @@ citing its RFC section: the size limits, one valid Host (RFC 9112 section 3.2), 
 request-target form and fragments (section 3.2), the protocol name and version (section 2.3:
 llhttp also takes RTSP and ICE), transfer codings other than chunked (section 6.1),
 expectations (RFC 9110 section 10.1.1), and whether the request asks to switch to WebSocket
-(RFC 9110 section 7.8). A check that fails raises `_Reject` out of the callback (see
-_refuse.py).
+(RFC 9110 section 7.8); trailer fields are dropped, but those that would act on framing or
+the connection are refused (RFC 9110 section 6.5.1). A check that fails raises `_Reject`
+out of the callback (see _refuse.py).
 
 These callbacks are most of the hot path: a GET without a body calls on_message_begin,
 on_url, on_header and on_headers_complete, then only on_message_complete. So the common case
@@ -32,8 +33,14 @@ __all__ = ["HeadSide"]
 _OWS: Final = b" \t"
 _HEADER_OVERHEAD: Final = 4  # ": " and CRLF around each field line
 _SPECIAL: Final = frozenset(
-    {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
+    {b"host", b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"connection"}
 )
+# RFC 9110 section 6.5.1: a trailer field is never merged into the header section, so
+# trailers are read and dropped. These would still act if they came there: llhttp refuses
+# the two framing fields itself, and a Connection there would make it stop reading the
+# connection after this message while the request said keep-alive. So a trailer section
+# that holds one is refused (400), whatever its value.
+_TRAILER_REFUSED: Final = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 # The end of a request line that names HTTP/1.1 or 1.0 (RFC 9112 section 2.3), and the
 # version it names.
 _LINE_ENDS: Final = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
@@ -58,9 +65,15 @@ def _says_http(region: bytes, target: bytes) -> bool:
     return region.startswith(b"HTTP/", at)
 
 
+def _list_members(value: bytes) -> list[bytes]:
+    # RFC 9110 section 5.6.1: a list's members, lower-cased, without the OWS around them;
+    # a recipient ignores empty members (`a, ,b`).
+    return [m for m in (p.strip(_OWS).lower() for p in value.split(b",")) if m]
+
+
 def _names_switchable(upgrade: bytes) -> bool:
     # RFC 9110 section 7.8: Upgrade is a list of protocols, compared case-insensitively.
-    return any(p.strip().lower() == _SWITCHABLE for p in upgrade.split(b","))
+    return _SWITCHABLE in _list_members(upgrade)
 
 
 class HeadSide:
@@ -112,7 +125,8 @@ class HeadSide:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # Trailer fields (RFC 9112 section 7.1.2) come here too, after the head: they are
-        # counted against the limit and collected in a list nobody reads.
+        # counted against the limit, checked against _TRAILER_REFUSED, and collected in a
+        # list nobody reads (never in the next request's Host or framing fields).
         size = self._header_bytes + len(name) + len(value) + _HEADER_OVERHEAD
         self._header_bytes = size
         if size > self._max_header_bytes:
@@ -121,26 +135,28 @@ class HeadSide:
         if value and value[-1] in _OWS:
             value = value.rstrip(_OWS)  # RFC 9110 section 5.5: OWS is not part of the value
         if name in _SPECIAL:
-            if name == b"host":
+            if not self.head_in_progress:
+                # A trailer field (see _TRAILER_REFUSED): never merged into the head.
+                if name in _TRAILER_REFUSED:
+                    self._refuse(400, f"{name.decode()} in the trailer section")
+            elif name == b"host":
                 if self._host is not None:
-                    # RFC 9112 section 3.2: more than one Host line is a 400 (and RFC 9110
-                    # section 6.5.1 keeps Host out of trailers).
+                    # RFC 9112 section 3.2: more than one Host line is a 400.
                     self._refuse(400, "more than one Host header")
                 self._host = value
-            else:
+            elif name != b"connection":  # llhttp reads Connection (should_keep_alive)
                 rare = self._rare
                 if rare is None:
                     rare = self._rare = {}
-                if name in rare:
-                    # Several Transfer-Encoding lines form one list (RFC 9110 section 5.3).
-                    value = rare[name] + b"," + value
-                rare[name] = value
+                # Several lines of one field form one list (RFC 9110 section 5.3); the
+                # header list keeps each line as it came.
+                rare[name] = rare[name] + b"," + value if name in rare else value
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         method_bytes = parser.get_method()
-        method = _METHODS.get(method_bytes) or method_bytes.decode("ascii")
+        method = _METHODS.get(method_bytes) or self._other_method(method_bytes)
         target = self._url
         # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE),
         # and the version is 1.0 or 1.1. When the message began this feed with no empty line
@@ -228,12 +244,16 @@ class HeadSide:
             self._refuse(400, "the request line does not name the HTTP protocol")
         return version
 
+    def _other_method(self, method: bytes) -> str:
+        if method == b"CONNECT":
+            # RFC 9110 section 9.3.6: CONNECT asks for a tunnel, whatever its target says
+            # (section 3.2.3 of RFC 9112 gives it authority-form only); we are no proxy.
+            self._refuse(501, "CONNECT is not implemented")
+        return method.decode("ascii")
+
     def _other_form(
         self, method: str, target: bytes, headers: Headers
     ) -> tuple[bytes, bytes, Headers]:
-        if method == "CONNECT":
-            # RFC 9110 section 9.3.6: CONNECT asks for a tunnel; we are no proxy.
-            self._refuse(501, "CONNECT is not implemented")
         if b"#" in target:
             self._refuse(400, "request target has a fragment")  # RFC 9112 section 3.2
         if target == b"*":
@@ -269,11 +289,13 @@ class HeadSide:
             if http10:
                 self._refuse(400, "Transfer-Encoding in an HTTP/1.0 request")
             # RFC 9110 sections 5.6.1 and 5.6.3: OWS (SP or HTAB) around each list member
-            # is no part of it. llhttp does not read a trailing HTAB so: see _take_over.
-            codings = [c.strip().lower() for c in te.split(b",")]
+            # is no part of it, and empty members are ignored. llhttp does not read a
+            # trailing HTAB so (see _take_over), and refuses an empty member after chunked
+            # before we see the head (the corpus's te_empty_members_after, an xfail).
+            codings = _list_members(te)
             # RFC 9112 section 6.3 (4): chunked must be the final coding, and is applied
             # once (section 7); otherwise the body length cannot be known: 400 and close.
-            if codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+            if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
                 self._refuse(400, "Transfer-Encoding must end with a single chunked")
             if len(codings) > 1:
                 # RFC 9112 section 6.1: a transfer coding we do not understand is 501.
@@ -290,8 +312,11 @@ class HeadSide:
         expect_continue = False
         expect = rare.get(b"expect")
         if expect is not None:
-            # RFC 9110 section 10.1.1: only 100-continue is defined; ignored in HTTP/1.0.
-            if expect.lower() != b"100-continue":
+            # RFC 9110 section 10.1.1: only 100-continue is defined. Expect is a list
+            # (section 5.6.1): it may repeat, empty members are ignored, and an empty one
+            # expects nothing. Ignored in HTTP/1.0.
+            expectations = _list_members(expect)
+            if any(e != b"100-continue" for e in expectations):
                 self._refuse(417, "only the 100-continue expectation is supported")
-            expect_continue = has_body and not http10
+            expect_continue = has_body and bool(expectations) and not http10
         return has_body, expect_continue, rare.get(b"upgrade", b"")
