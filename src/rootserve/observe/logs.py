@@ -20,6 +20,7 @@ import logging.config
 import sys
 import time
 import tomllib
+import traceback
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ from rootserve.config import ConfigError
 __all__ = [
     "JSON_LINE",
     "JSONFormatter",
+    "TextFormatter",
     "clf_time",
     "iso_time",
     "load_log_config",
@@ -112,6 +114,39 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(fields, default=str)
 
 
+# The chunks of a formatted traceback that come from the code, not from an exception's
+# message: written as they are.
+_TRACEBACK_FRAME: Final = ("  File ", "  [Previous line repeated")
+_TRACEBACK_BANNERS: Final = frozenset(
+    {
+        "Traceback (most recent call last):\n",
+        "\nThe above exception was the direct cause of the following exception:\n\n",
+        "\nDuring handling of the above exception, another exception occurred:\n\n",
+    }
+)
+
+
+class TextFormatter(logging.Formatter):
+    """Text lines whose tracebacks cannot forge a line: an exception's message (and its
+    notes) may quote what a client sent (`ValueError(f"no route for {path}")`), so its
+    control characters, line breaks included, are written as escapes; the frames, which
+    come from the code, are written as they are."""
+
+    def formatException(self, ei: Any) -> str:
+        kind, value, tb = ei
+        chunks = traceback.TracebackException(kind, value, tb).format()
+        return "".join(_safe_chunk(chunk) for chunk in chunks).rstrip("\n")
+
+
+def _safe_chunk(chunk: str) -> str:
+    if chunk in _TRACEBACK_BANNERS or chunk.startswith(_TRACEBACK_FRAME):
+        return chunk
+    body = chunk[:-1] if chunk.endswith("\n") else chunk
+    if not body.isprintable():
+        body = body.encode("unicode_escape").decode("ascii")
+    return body + "\n"
+
+
 def load_log_config(path: str) -> dict[str, Any]:
     """The dictConfig schema in the .json or .toml file `path`; a `ConfigError` naming the
     file and the problem when it cannot be read or is not one."""
@@ -165,7 +200,7 @@ def setup_logging(
         handler.setFormatter(JSONFormatter())
     else:
         head = "%(levelname)s: [%(process)d] " if with_pid else "%(levelname)s: "
-        handler.setFormatter(logging.Formatter(head + "%(message)s"))
+        handler.setFormatter(TextFormatter(head + "%(message)s"))
     root.handlers[:] = [handler]
     root.propagate = False
     as_written = logging.StreamHandler(sys.stderr)

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import queue
 import threading
+import time
 from typing import Any, Protocol
 
 __all__ = ["AppThreads"]
@@ -50,9 +51,19 @@ class AppThreads:
             except BaseException as exc:  # the thread must outlive any one request
                 logger.critical("App thread error outside the app", exc_info=exc)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Let queued jobs finish, then end the threads (waiting up to `timeout` each)."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Let queued jobs finish, then end the threads, waiting up to `timeout` for all of
+        them together: a thread still in the app by then (one graceful shutdown gave up on)
+        is left to end with the process (app threads are daemons). Each thread waited in
+        turn with a timeout of its own made a stop with stuck threads take seconds per
+        thread past --timeout-graceful (tests/e2e/test_app_faults.py)."""
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [thread.name for thread in self._threads if thread.is_alive()]
+        if stuck:
+            logger.warning(
+                "App thread(s) still in the app, left to end with the process: %s", ", ".join(stuck)
+            )
