@@ -158,7 +158,9 @@ class HTTP11Connection(HeadSide, ChunkedSide, RefuseSide, SendSide, SwitchSide):
             if self._state is SNIFF_METHOD and data:
                 self._events = []
                 return self._sniff_method(data)
-            if self._state is RECEIVE_DONE and not data:
+            # EOF inside a refused method's line ends it as EOF inside any head does: the
+            # line can never be whole, so no verdict (and no later bytes are read).
+            if (self._state is RECEIVE_DONE or self._state is SNIFF_METHOD) and not data:
                 self._state = RECEIVE_CLOSED
                 return [ConnectionClosed()]
             return []
