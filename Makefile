@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench test-all clean
+.PHONY: demo test lint docs bench test-all clean test-ws-conformance fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ demo: $(STAMP)
 	$(BIN)/rootserve --host 127.0.0.1 --port 8000 --static /docs=build/site
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks docs
-	$(BIN)/ruff format --check src tests benchmarks docs
+	$(BIN)/ruff check src tests benchmarks docs fuzz conformance
+	$(BIN)/ruff format --check src tests benchmarks docs fuzz conformance
 	$(BIN)/mypy --strict src/rootserve
 	$(BIN)/lint-imports
 
@@ -42,6 +42,20 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py --wsgi $(BENCH_ARGS)
 	$(BIN)/python benchmarks/workers.py $(BENCH_ARGS)
+
+# The Autobahn Testsuite's WebSocket cases (kosoku, a native runner of its case files) against
+# rootserve and uvicorn: minutes, so outside `make test`. Reports go to build/ws-conformance/;
+# conformance/README.md explains each NON-STRICT verdict.
+test-ws-conformance: $(STAMP)
+	$(BIN)/python -m pip install -q kosoku
+	$(BIN)/python conformance/run.py $(WS_CONFORMANCE_ARGS)
+
+# Coverage-guided fuzzing (atheris, libFuzzer) of the protocol parsers, outside `make test`:
+# each harness in fuzz/ for FUZZ_SECONDS; see fuzz/README.md.
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install -q atheris
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 # Each interpreter found on PATH or, failing that, among pyenv's installed versions.
 test-all:

@@ -2,11 +2,13 @@
 
 How this works. `WebSocketCycle` makes a `WebSocketSession` when the app accepts; from then
 on the connection hands every received byte to `data_received`, which feeds the `websockets`
-library's sans-IO `ServerProtocol` (frame parsing, unmasking, fragments, control frames,
-permessage-deflate, the size limit, the close handshake) and turns its frames into
-`websocket.receive` messages. `receive()` and `send()` are the app's side while the session
-is open. `end(code, reason)` is the one place the session finishes for the app: the next
-`receive()` gives `websocket.disconnect` with that code.
+library's sans-IO `ServerProtocol` (as _websocket_protocol.py adapts it: frame parsing,
+unmasking, fragments, control frames, permessage-deflate, the size limit, the close
+handshake) and turns its frames into `websocket.receive` messages; a text message's
+fragments are decoded as they arrive, so bad UTF-8 fails at the first bad fragment.
+`receive()` and `send()` are the app's side while the session is open. `end(code, reason)`
+is the one place the session finishes for the app: the next `receive()` gives
+`websocket.disconnect` with that code.
 
 Flow control: reading pauses while `max_queue` messages wait for the app, and while the
 transport's buffer is full (a client that sends pings and reads nothing gets no unbounded
@@ -17,6 +19,7 @@ session's own `deadline`, which the worker's reaper checks: no timer per session
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import struct
 from collections import deque
@@ -27,9 +30,9 @@ from websockets.exceptions import ProtocolError
 from websockets.extensions import Extension
 from websockets.frames import BINARY, CLOSE, CONT, PONG, TEXT, Frame, Opcode
 from websockets.protocol import OPEN, SEND_EOF
-from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
+from rootserve.asgi._websocket_protocol import WebSocketProtocol
 from rootserve.config import Config, default
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected
 from rootserve.types import SendMessage, WebSocketDisconnectMessage, WebSocketEvent
@@ -53,6 +56,8 @@ INVALID_DATA: Final = 1007
 INTERNAL_ERROR: Final = 1011
 SERVICE_RESTART: Final = 1012  # another process takes over: come back soon
 NO_DEADLINE: Final = float("inf")
+
+_utf8_decoder: Final = codecs.getincrementaldecoder("utf-8")
 
 # RFC 6455 section 5.2: FIN + opcode, then the 7-bit length (server frames are not masked).
 _SHORT_HEADERS: Final = {op: [bytes((0x80 | op, n)) for n in range(126)] for op in (TEXT, BINARY)}
@@ -109,15 +114,17 @@ class WebSocketSession:
         self.deadline = NO_DEADLINE  # when on_deadline is due: a ping, or a late close
         self.config = config
         self.loop = loop
-        self.ws = ws = ServerProtocol(state=OPEN, max_size=config.max_size or None)
+        self.ws = ws = WebSocketProtocol(state=OPEN, max_size=config.max_size or None)
         ws.extensions = extensions
         self._plain = not extensions  # no extension in use: data frames are framed here
         self._queue: deque[WebSocketEvent] = deque()
         self._max_queue = config.max_queue or 1 << 62
         self._waiter: asyncio.Future[WebSocketEvent] | None = None
         self._read_paused = False
-        self._fragments: list[BytesLike] = []
-        self._fragments_text = False
+        self._fragments: list[BytesLike] = []  # of the binary message being received
+        self._fragments_text = False  # the fragmented message being received is text
+        self._text_parts: list[str] = []  # of that text message, decoded
+        self._decoder = _utf8_decoder()  # reset at the first fragment of each text message
         self._ping: bytes | None = None  # the payload of the ping awaiting its pong
         self._ping_sent = 0.0
         self.closing = False  # our close frame is out: the app may send nothing more
@@ -139,14 +146,22 @@ class WebSocketSession:
             if opcode is TEXT or opcode is BINARY:
                 if frame.fin:
                     failed = not self._message(opcode is TEXT, frame.data)
+                elif opcode is TEXT:
+                    self._fragments_text = True
+                    self._decoder.reset()
+                    self._text_parts = []
+                    failed = not self._text_fragment(frame.data, False)
                 else:
+                    self._fragments_text = False
                     self._fragments = [frame.data]
-                    self._fragments_text = opcode is TEXT
             elif opcode is CONT:
-                self._fragments.append(frame.data)
-                if frame.fin:
-                    whole, self._fragments = b"".join(self._fragments), []
-                    failed = not self._message(self._fragments_text, whole)
+                if self._fragments_text:
+                    failed = not self._text_fragment(frame.data, frame.fin)
+                else:
+                    self._fragments.append(frame.data)
+                    if frame.fin:
+                        whole, self._fragments = b"".join(self._fragments), []
+                        failed = not self._message(False, whole)
             elif opcode is CLOSE:
                 # RFC 6455 section 5.5.1: the library echoed it (unless it answers ours)
                 # and asks for the TCP close, which the server starts (section 7.1.1).
@@ -165,17 +180,35 @@ class WebSocketSession:
         self._flush()
 
     def _message(self, text: bool, data: BytesLike) -> bool:
+        if not text:
+            return self._deliver({"type": "websocket.receive", "bytes": bytes(data)})
+        try:
+            return self._deliver({"type": "websocket.receive", "text": str(data, "utf-8")})
+        except UnicodeDecodeError:
+            return self._invalid_utf8()
+
+    def _text_fragment(self, data: BytesLike, fin: bool) -> bool:
+        """A text fragment, decoded on arrival: RFC 6455 section 8.1 fails the connection
+        as soon as the text is known to be invalid UTF-8 ("fail fast"), not at its end."""
+        try:
+            self._text_parts.append(self._decoder.decode(data, fin))
+        except UnicodeDecodeError:
+            return self._invalid_utf8()
+        if not fin:
+            return True
+        text, self._text_parts = "".join(self._text_parts), []
+        return self._deliver({"type": "websocket.receive", "text": text})
+
+    def _invalid_utf8(self) -> bool:
         if self.closing:
             return True  # we sent a close: what still arrives is dropped (RFC 6455 1.4)
-        if text:
-            try:
-                message: WebSocketEvent = {"type": "websocket.receive", "text": str(data, "utf-8")}
-            except UnicodeDecodeError:
-                # RFC 6455 section 8.1: text must be UTF-8, else fail with 1007.
-                self.ws.fail(INVALID_DATA, "invalid UTF-8 in a text message")
-                return False
-        else:
-            message = {"type": "websocket.receive", "bytes": bytes(data)}
+        # RFC 6455 section 8.1: text must be UTF-8, else fail with 1007.
+        self.ws.fail(INVALID_DATA, "invalid UTF-8 in a text message")
+        return False
+
+    def _deliver(self, message: WebSocketEvent) -> bool:
+        if self.closing:
+            return True  # we sent a close: what still arrives is dropped (RFC 6455 1.4)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
