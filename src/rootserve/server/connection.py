@@ -125,7 +125,10 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         connections.discard(self)
         if not connections:
             connections.removed()
-        for exchange in (self.current, self.receiving):
+        receiving = self.receiving
+        if receiving is not None and not receiving.request_complete:
+            self.state.log_cut_body(self.client_addr, receiving)
+        for exchange in (self.current, receiving):
             if exchange is not None:
                 exchange.disconnect()
         self.pipeline.clear()

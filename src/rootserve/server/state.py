@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 from rootserve.config import Config
 from rootserve.observe.access import AccessLog, NullAccessLog, printable
 from rootserve.observe.metrics import MeteredLog, Metrics, NullMetrics, shared_metrics
-from rootserve.protocol.events import BadRequest
+from rootserve.protocol.events import BadRequest, Head
 from rootserve.protocol.exchange import Exchange
 from rootserve.protocol.rules import Limits
 from rootserve.server.running import Running
@@ -155,6 +155,18 @@ class ServerState:
     def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
         who = f"{client[0]}:{client[1]}" if client else "-"
         logger.info("%s - rejected: %d %s", who, event.status, printable(event.reason))
+
+    def log_cut_body(self, client: tuple[str, int] | None, request: Head) -> None:
+        """The client went away before the end of a request's body: the request failed
+        (the app saw http.disconnect, or a wsgi.input read that raised, or was not called)."""
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        target = printable(request.target.decode("latin-1"))
+        logger.info(
+            "%s - failed: %s %s: the client left before the end of the body",
+            who,
+            printable(request.method),
+            target,
+        )
 
 
 def timeouts(config: Config) -> dict[ConnState, float]:
