@@ -6,6 +6,7 @@ Both wait for the server's own readiness signal (the `started` event, or the
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
@@ -304,3 +305,43 @@ class Peer:
                 return
             yield self.exactly(size)
             assert self.exactly(2) == b"\r\n"
+
+
+# -- log records a test waits on -----------------------------------------------------------
+
+
+class RecordedLog(logging.Handler):
+    """Every message a logger writes, in order, for a test to wait on."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+        self._changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._changed:
+            self.messages.append(record.getMessage())
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> list[str]:
+        """The messages so far, once one of them contains `text`."""
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: any(text in message for message in self.messages), timeout
+            )
+            assert found, f"no log message with {text!r}: {self.messages!r}"
+            return list(self.messages)
+
+
+@contextmanager
+def recorded_log(name: str) -> Iterator[RecordedLog]:
+    """What the logger `name` writes at INFO and above while the block runs."""
+    logger = logging.getLogger(name)
+    handler, level = RecordedLog(), logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

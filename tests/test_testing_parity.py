@@ -35,6 +35,7 @@ from tests.apps.fastapi_app import app as fastapi_app
 from tests.apps.starlette_app import app as starlette_app
 from tests.apps.wsgi.flask_app import app as flask_app
 from tests.helpers import Peer, serve
+from tests.test_testing import ws_echo
 from tests.wsgi.support import serve_wsgi
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -121,30 +122,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
     return [text.encode(), body]
 
 
-async def ws_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """WebSocket: /no is refused; else text comes back as "echo TEXT", bytes reversed, and
-    the text "bye" closes with 4001."""
-    if scope["type"] != "websocket":
-        return
-    await receive()  # websocket.connect
-    if scope["path"] == "/no":
-        await send({"type": "websocket.close", "code": 1000})
-        return
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text == "bye":
-            await send({"type": "websocket.close", "code": 4001, "reason": "asked to"})
-            return
-        if text is not None:
-            await send({"type": "websocket.send", "text": f"echo {text}"})
-        else:
-            data = message.get("bytes")
-            assert isinstance(data, bytes), message
-            await send({"type": "websocket.send", "bytes": data[::-1]})
+# The WebSocket app of tests/test_testing.py: /no refused, "bye" closed with 4001, text
+# echoed, bytes reversed.
+ws_app = ws_echo
 
 
 # -- cases ---------------------------------------------------------------------------------

@@ -11,15 +11,13 @@ the body.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from tests.helpers import serve
+from tests.helpers import recorded_log, serve
 from tests.wsgi.support import serve_wsgi
 
 from rootserve.types import Receive, Scope, Send
@@ -30,38 +28,6 @@ HEADS = {
     "content-length": b"Content-Length: 100\r\n\r\n" + b"a" * 40,
     "chunked": b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
 }
-
-
-class Lines(logging.Handler):
-    """The `rootserve.error` lines, to wait on."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self.changed:
-            self.lines.append(record.getMessage())
-            self.changed.notify_all()
-
-    def wait_for(self, text: str) -> str:
-        with self.changed:
-            assert self.changed.wait_for(lambda: any(text in line for line in self.lines), WAIT)
-            return next(line for line in self.lines if text in line)
-
-
-@contextmanager
-def error_lines() -> Iterator[Lines]:
-    logger = logging.getLogger("rootserve.error")
-    handler, level = Lines(), logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def send_part_and_leave(port: int, head_and_part: bytes) -> None:
@@ -83,10 +49,10 @@ def test_asgi_gets_a_disconnect_never_a_complete_body(framing: str) -> None:
                 break
         over.set()
 
-    with error_lines() as log, serve(app, lifespan="off") as server:
+    with recorded_log("rootserve.error") as log, serve(app, lifespan="off") as server:
         send_part_and_leave(server.port, HEADS[framing])
         assert over.wait(WAIT)
-        line = log.wait_for("failed: POST /upload")
+        line = next(m for m in log.wait_for("failed: POST /upload") if "POST /upload" in m)
     assert [m["type"] for m in received][-1] == "http.disconnect"
     assert all(m.get("more_body") for m in received if m["type"] == "http.request")
     assert sum(len(m.get("body", b"")) for m in received) == (40 if framing != "chunked" else 5)
@@ -102,7 +68,7 @@ def test_wsgi_holds_a_small_cut_body_back_from_the_app(framing: str) -> None:
         start_response("200 OK", [])
         return [b"never"]
 
-    with error_lines() as log, serve_wsgi(app) as server:
+    with recorded_log("rootserve.error") as log, serve_wsgi(app) as server:
         send_part_and_leave(server.port, HEADS[framing])
         log.wait_for("failed: POST /upload")
     assert calls == []
@@ -126,7 +92,7 @@ def test_wsgi_input_raises_for_a_large_cut_body() -> None:
 
     declared = 4 * HIGH_WATER
     part = b"b" * (2 * HIGH_WATER)
-    with error_lines() as log, serve_wsgi(app) as server:
+    with recorded_log("rootserve.error") as log, serve_wsgi(app) as server:
         send_part_and_leave(server.port, b"Content-Length: %d\r\n\r\n%s" % (declared, part))
         assert over.wait(WAIT)
         log.wait_for("failed: POST /upload")
