@@ -185,7 +185,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        time.sleep(POLL_SECONDS)
+        time.sleep(POLL_SECONDS)  # noqa: sleep-ok (poll: the condition is set by another thread)
 
 
 # -- a raw HTTP/1.1 client -----------------------------------------------------------------
