@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/instructions.py            # ASGI GET hello
     .venv/bin/python benchmarks/instructions.py --wsgi     # WSGI GET hello (app threads)
+    .venv/bin/python benchmarks/instructions.py --wsgi-post  # WSGI POST 64 KiB, echoed
 
 It runs `benchmarks/replay.py --only rootserve` under `valgrind --tool=callgrind` twice, with
 two request counts, and divides the difference of the two totals by the difference of the
@@ -22,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def total_instructions(requests: int, wsgi: bool) -> int:
+def total_instructions(requests: int, mode: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         command = [
@@ -38,8 +39,8 @@ def total_instructions(requests: int, wsgi: bool) -> int:
             "--requests",
             str(requests),
         ]
-        if wsgi:
-            command.append("--wsgi")
+        if mode:
+            command.append(mode)
         run = subprocess.run(command, capture_output=True, text=True)
         if run.returncode:
             raise RuntimeError(f"replay.py failed under callgrind:\n{run.stderr[-3000:]}")
@@ -52,13 +53,15 @@ def total_instructions(requests: int, wsgi: bool) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wsgi", action="store_true", help="the WSGI hello app")
+    parser.add_argument("--wsgi-post", action="store_true", help="a 64 KiB POST, WSGI echo")
     parser.add_argument("--requests", type=int, nargs=2, default=[10_240, 30_720])
     args = parser.parse_args()
     low, high = args.requests
-    counts = [total_instructions(n, args.wsgi) for n in (low, high)]
+    mode = "--wsgi-post" if args.wsgi_post else "--wsgi" if args.wsgi else ""
+    counts = [total_instructions(n, mode) for n in (low, high)]
     per_request = (counts[1] - counts[0]) / (high - low)
-    kind = "WSGI" if args.wsgi else "ASGI"
-    print(f"{kind} GET: {per_request:,.0f} instructions per request")
+    kind = {"--wsgi-post": "WSGI POST 64 KiB", "--wsgi": "WSGI GET", "": "ASGI GET"}[mode]
+    print(f"{kind}: {per_request:,.0f} instructions per request")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ objects fed the same request bytes through a fake transport, on uvloop, in one p
     .venv/bin/python benchmarks/replay.py --only rootserve --requests 400000
     .venv/bin/python benchmarks/replay.py --profile       # cProfile of rootserve's share
     .venv/bin/python benchmarks/replay.py --wsgi --only rootserve  # a WSGI app on app threads
+    .venv/bin/python benchmarks/replay.py --wsgi-post     # a 64 KiB POST to the WSGI echo app
 
 What it measures: `data_received` with a whole request (the head wrk sends), the app's task
 (benchmarks/apps/asgi_hello.py; with `--wsgi`, benchmarks/apps/wsgi_hello.py on rootserve's
@@ -34,9 +35,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.apps.asgi_hello import app
+from benchmarks.apps.wsgi_echo import app as wsgi_echo_app
 from benchmarks.apps.wsgi_hello import app as wsgi_app
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"  # what wrk sends
+# --wsgi-post: a 64 KiB upload echoed back (run.py's wsgi-echo-64k), head and body together
+POST_BODY = b"x" * (64 * 1024)
+POST_REQUEST = (
+    b"POST / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % len(POST_BODY)
+) + POST_BODY
 
 
 class Answers:
@@ -106,7 +114,7 @@ class FakeTransport:
 
 
 def rootserve_factory(
-    loop: asyncio.AbstractEventLoop, wsgi: bool = False, metrics: bool = False
+    loop: asyncio.AbstractEventLoop, wsgi: bool = False, metrics: bool = False, post: bool = False
 ) -> Callable[[], Any]:
     from rootserve.asgi.http import ASGIRunner
     from rootserve.config import Config
@@ -116,7 +124,8 @@ def rootserve_factory(
 
     runner: Any = ASGIRunner(app, root_path="", state={}, loop=loop)
     if wsgi:
-        runner = WSGIRunner(wsgi_app, threads=8, root_path="", multiprocess=False, loop=loop)
+        the_app = wsgi_echo_app if post else wsgi_app
+        runner = WSGIRunner(the_app, threads=8, root_path="", multiprocess=False, loop=loop)
     if metrics:  # --metrics-bind: prometheus_client's files in a folder of their own
         from rootserve.observe.metrics import use_multiprocess_dir
 
@@ -148,7 +157,9 @@ def uvicorn_factory(loop: asyncio.AbstractEventLoop, wsgi: bool = False) -> Call
 FACTORIES = {"rootserve": rootserve_factory, "uvicorn": uvicorn_factory}
 
 
-async def replay(factory: Callable[[], Any], requests: int, connections: int) -> float:
+async def replay(
+    factory: Callable[[], Any], requests: int, connections: int, request: bytes = REQUEST
+) -> float:
     """Nanoseconds per request for `requests` requests over `connections` connections."""
     protocols = []
     transports = []
@@ -163,7 +174,7 @@ async def replay(factory: Callable[[], Any], requests: int, connections: int) ->
     started = time.perf_counter_ns()
     for done in range(connections, (rounds + 1) * connections, connections):
         for protocol in protocols:
-            protocol.data_received(REQUEST)
+            protocol.data_received(request)
         await sleep(0)  # the tasks made above run, in order, before this resumes
         await sleep(0)  # and what they scheduled (uvicorn's second step)
         await answers.wait(done)  # a WSGI app answers from its threads: wait for those
@@ -185,33 +196,41 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile rootserve's share")
     parser.add_argument("--wsgi", action="store_true", help="the WSGI hello app instead")
     parser.add_argument("--metrics", action="store_true", help="rootserve with --metrics-bind")
+    parser.add_argument(
+        "--wsgi-post", action="store_true", help="WSGI, a 64 KiB POST echoed (rootserve only)"
+    )
     args = parser.parse_args()
+    request = REQUEST
+    if args.wsgi_post:
+        args.wsgi, args.only, request = True, ["rootserve"], POST_REQUEST
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     if args.profile:
-        factory = rootserve_factory(loop, args.wsgi, args.metrics)
-        loop.run_until_complete(replay(factory, 20_000, args.connections))
+        factory = rootserve_factory(loop, args.wsgi, args.metrics, args.wsgi_post)
+        loop.run_until_complete(replay(factory, 20_000, args.connections, request))
         profiler = cProfile.Profile()
         profiler.enable()
-        loop.run_until_complete(replay(factory, args.requests, args.connections))
+        loop.run_until_complete(replay(factory, args.requests, args.connections, request))
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
     names = args.only or sorted(FACTORIES, reverse=True)
     results: dict[str, list[float]] = {name: [] for name in names}
     factories = {
-        name: rootserve_factory(loop, args.wsgi, args.metrics)
+        name: rootserve_factory(loop, args.wsgi, args.metrics, args.wsgi_post)
         if name == "rootserve"
         else FACTORIES[name](loop, args.wsgi)
         for name in names
     }
     for name in names:  # warm up
-        loop.run_until_complete(replay(factories[name], 20_000, args.connections))
+        loop.run_until_complete(replay(factories[name], 20_000, args.connections, request))
     for _ in range(args.rounds):
         for name in names:  # interleaved, so drift hits both alike
-            ns = loop.run_until_complete(replay(factories[name], args.requests, args.connections))
+            ns = loop.run_until_complete(
+                replay(factories[name], args.requests, args.connections, request)
+            )
             results[name].append(ns)
     for name in names:
         best, median = min(results[name]), statistics.median(results[name])

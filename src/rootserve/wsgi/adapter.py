@@ -150,8 +150,16 @@ class WSGICycle:
     # -- loop thread: handing over what the app thread gave ----------------------------
 
     def deliver_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self._respond(status, headers, body, True)
-        self.exchange.finish()
+        exchange = self.exchange
+        try:  # _respond, inlined: the common answer (a frame per request, runner.py)
+            exchange.respond(status, headers, body, True)
+        except ClientDisconnected:
+            pass
+        except (ResponseError, TypeError) as exc:
+            logger.error("WSGI app response refused: %s", exc)
+            self.disconnect()  # the app thread stops walking the body, and closes it
+            exchange.fail()
+        exchange.finish()
 
     def deliver_head(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         if self._respond(status, headers, body, False):

@@ -132,7 +132,8 @@ class WSGICall:
                     raise TypeError(f"the body iterable gave {type(body).__name__}, not bytes")
                 if self.headers is None:
                     raise AssertionError("the app returned without calling start_response")
-                _close(result)
+                if type(result) is not list:  # a list has no close(): no call to learn that
+                    _close(result)
                 result = None
                 if out.disconnected:
                     out.hand_nothing()

@@ -73,9 +73,12 @@ class WSGIRunner:
 
     def _submit_all(self) -> None:
         cycles, self._to_threads = self._to_threads, []
-        submit = self.pool.submit
+        # The queue's own put, no Python frame around it per request (with the list's
+        # close() skipped in call.py and deliver_whole's inlined _respond, measured:
+        # 84.4k -> 82.2k instructions per request, benchmarks/instructions.py --wsgi).
+        put = self.pool.put
         for cycle in cycles:
-            submit(cycle)
+            put(cycle)
 
     def back(self, callback: Callable[..., None], *args: Any) -> None:
         """From an app thread: run `callback(*args)` on the loop, in order."""

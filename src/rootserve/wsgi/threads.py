@@ -34,6 +34,8 @@ class AppThreads:
         ]
         for thread in self._threads:
             thread.start()
+        # submit() without its frame, for the runner's batches (runner.py).
+        self.put = self._queue.put
 
     def submit(self, job: _Runnable) -> None:
         self._queue.put(job)
