@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench test-all clean test-ws-conformance fuzz
+.PHONY: demo test lint docs bench perf-docs test-all clean test-ws-conformance fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench: $(STAMP)
 test-ws-conformance: $(STAMP)
 	$(BIN)/python -m pip install -q kosoku
 	$(BIN)/python conformance/run.py $(WS_CONFORMANCE_ARGS)
+
+# The performance page (docs/performance.md and its chart) from a full run of every peer:
+# about 20 minutes; run it on a quiet machine.
+perf-docs: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/performance.py $(BENCH_ARGS)
 
 # Coverage-guided fuzzing (atheris, libFuzzer) of the protocol parsers, outside `make test`:
 # each harness in fuzz/ for FUZZ_SECONDS; see fuzz/README.md.

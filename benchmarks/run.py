@@ -38,12 +38,20 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: `benchmarks.apps` must import
+
+from benchmarks import peers  # noqa: E402  (after the path is set)
+from benchmarks.apps.payload import PAYLOAD  # noqa: E402
+
 BENCH_DIR = ROOT / "benchmarks"
-BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent  # rootserve's, the project venv's
+# The peers live in a venv of their own (benchmarks/peers.py; main() installs them).
+PEER_BIN = ROOT / "build" / "bench-peers" / "venv" / "bin"
 HOST = "127.0.0.1"
 DEFAULT_JSON = ROOT / "build" / "bench" / "latest.json"
 BASELINE = "rootserve"
@@ -205,7 +213,7 @@ def _rootserve(interface: str, app: str, port: int) -> list[str]:
 
 def _uvicorn(interface: str, app: str, port: int) -> list[str]:
     return [
-        str(BIN / "uvicorn"), app, "--host", HOST, "--port", str(port),
+        str(PEER_BIN / "uvicorn"), app, "--host", HOST, "--port", str(port),
         "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
         "--workers", "1", "--app-dir", str(ROOT),
     ]  # fmt: skip
@@ -214,16 +222,16 @@ def _uvicorn(interface: str, app: str, port: int) -> list[str]:
 def _hypercorn(interface: str, app: str, port: int) -> list[str]:
     # No --access-logfile means no access log.
     return [
-        str(BIN / "hypercorn"), app, "--bind", f"{HOST}:{port}", "--workers", "1",
+        str(PEER_BIN / "hypercorn"), app, "--bind", f"{HOST}:{port}", "--workers", "1",
         "--worker-class", "uvloop", "--log-level", "warning",
     ]  # fmt: skip
 
 
 def _granian(interface: str, app: str, port: int) -> list[str]:
     argv = [
-        str(BIN / "granian"), "--interface", interface, "--host", HOST, "--port", str(port),
-        "--workers", "1", "--no-access-log", "--log-level", "warning",
-        "--working-dir", str(ROOT),
+        str(PEER_BIN / "granian"), "--interface", interface, "--host", HOST, "--port", str(port),
+        "--workers", "1", "--runtime-threads", "1", "--no-access-log",
+        "--log-level", "warning", "--working-dir", str(ROOT),
     ]  # fmt: skip
     if interface == "asgi":
         argv += ["--loop", "uvloop"]
@@ -233,9 +241,22 @@ def _granian(interface: str, app: str, port: int) -> list[str]:
 def _gunicorn(interface: str, app: str, port: int) -> list[str]:
     # No --access-logfile means no access log.
     return [
-        str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", "-w", "1",
+        str(PEER_BIN / "gunicorn"), "-k", "gthread", "--threads", "4", "-w", "1",
         "--bind", f"{HOST}:{port}", "--log-level", "warning", "--chdir", str(ROOT), app,
     ]  # fmt: skip
+
+
+def _gunicorn_asgi(interface: str, app: str, port: int) -> list[str]:
+    # gunicorn's own ASGI worker (`-k asgi`, gunicorn.workers.gasgi) on uvloop.
+    return [
+        str(PEER_BIN / "gunicorn"), "-k", "asgi", "--asgi-loop", "uvloop", "-w", "1",
+        "--bind", f"{HOST}:{port}", "--log-level", "warning", "--chdir", str(ROOT), app,
+    ]  # fmt: skip
+
+
+def _floor(interface: str, app: str, port: int) -> list[str]:
+    # Ignores the app: canned bytes for every request (benchmarks/floor.py).
+    return [str(BIN / "python"), str(BENCH_DIR / "floor.py"), "--host", HOST, "--port", str(port)]
 
 
 SERVERS = {
@@ -249,6 +270,8 @@ SERVERS = {
         Server("hypercorn", _hypercorn),
         Server("granian", _granian),
         Server("gunicorn", _gunicorn),
+        Server("gunicorn-asgi", _gunicorn_asgi),
+        Server("floor", _floor),
     )
 }
 
@@ -269,6 +292,7 @@ class Scenario:
     probe_method: str = "GET"
     probe_body: bytes = b""
     expect_body: bytes | None = None  # None: the body must equal probe_body
+    expect_json: Any = None  # when set, the body parsed as JSON must equal this instead
 
     ws: bool = False  # a WebSocket scenario: loaded by ws_client.py, not wrk
     unit: str = "req"  # what one counted operation is: a request, or a message
@@ -293,9 +317,29 @@ SCENARIOS = {
             "ASGI GET / -> 200 'Hello, world!' (13 bytes), keep-alive",
             "asgi",
             "benchmarks.apps.asgi_hello:app",
-            peers=("uvicorn",),
-            extra_peers=("hypercorn", "granian"),
+            peers=("uvicorn", "floor"),
+            extra_peers=("hypercorn", "granian", "gunicorn-asgi"),
             expect_body=b"Hello, world!",
+        ),
+        Scenario(
+            "asgi-echo-64k",
+            "ASGI POST / with a 64 KiB body, echoed back, keep-alive",
+            "asgi",
+            "benchmarks.apps.asgi_echo:app",
+            peers=("uvicorn",),
+            extra_peers=("hypercorn", "granian", "gunicorn-asgi"),
+            lua="post_64k.lua",
+            probe_method="POST",
+            probe_body=ECHO_PROBE,
+        ),
+        Scenario(
+            "asgi-fastapi-json",
+            "FastAPI GET / -> 200 JSON, a dict of 10 fields (benchmarks/apps/payload.py)",
+            "asgi",
+            "benchmarks.apps.fastapi_json:app",
+            peers=("uvicorn",),
+            extra_peers=("hypercorn", "granian", "gunicorn-asgi"),
+            expect_json=PAYLOAD,
         ),
         Scenario(
             "asgi-hello-metrics",
@@ -326,7 +370,7 @@ SCENARIOS = {
             "WSGI GET / -> 200 'Hello, world!' (13 bytes), keep-alive",
             "wsgi",
             "benchmarks.apps.wsgi_hello:app",
-            peers=("gunicorn", "granian"),
+            peers=("gunicorn", "granian", "floor"),
             wsgi=True,
             expect_body=b"Hello, world!",
         ),
@@ -340,6 +384,15 @@ SCENARIOS = {
             lua="post_64k.lua",
             probe_method="POST",
             probe_body=ECHO_PROBE,
+        ),
+        Scenario(
+            "wsgi-flask-json",
+            "Flask GET / -> 200 JSON, a dict of 10 fields (benchmarks/apps/payload.py)",
+            "wsgi",
+            "benchmarks.apps.flask_json:app",
+            peers=("gunicorn", "granian"),
+            wsgi=True,
+            expect_json=PAYLOAD,
         ),
         Scenario(
             "ws-echo",
@@ -379,6 +432,9 @@ class Result:
     latency_ms: dict[str, float] = field(default_factory=dict)
     cpu_s: float | None = None
     cpu_us_per_req: float | None = None
+    # The server's CPU seconds over the measured seconds: well under 1 (its one core) means
+    # the client, not the server, set the pace (the report calls such a row client-bound).
+    cpu_share: float | None = None
     rss_mib: float | None = None
     socket_errors: dict[str, int] = field(default_factory=dict)
     non_2xx_3xx: int = 0
@@ -499,13 +555,22 @@ def wait_ready(running: Running, port: int, scenario: Scenario, deadline: float)
             time.sleep(0.05)
             continue
         expected = scenario.probe_body if scenario.expect_body is None else scenario.expect_body
-        if status != 200 or body != expected:
+        if scenario.expect_json is not None and status == 200 and _json_equal(body, scenario):
+            return None
+        if status != 200 or body != expected or scenario.expect_json is not None:
             return (
                 f"wrong answer to {scenario.probe_method} /: status {status}, "
                 f"{len(body)}-byte body {body[:40]!r} (expected 200 with {len(expected)} bytes)"
             )
         return None
     return f"not ready within {READY_TIMEOUT:.0f}s ({last_error})"
+
+
+def _json_equal(body: bytes, scenario: Scenario) -> bool:
+    try:
+        return bool(json.loads(body) == scenario.expect_json)
+    except ValueError:
+        return False
 
 
 def probe(port: int, scenario: Scenario, timeout: float) -> tuple[int, bytes]:
@@ -656,6 +721,8 @@ def bench_server(
     result.non_2xx_3xx = stats["non_2xx_3xx"]
     result.cpu_s = cpu_s
     result.cpu_us_per_req = cpu_s * 1e6 / stats["requests"] if stats["requests"] else None
+    measured_s = stats.get("duration_s") or settings.duration
+    result.cpu_share = cpu_s / measured_s if measured_s else None
     result.rss_mib = rss / 1024**2
     if stats["errors"]:
         errors = ", ".join(f"{k} {v}" for k, v in stats["socket_errors"].items() if v)
@@ -702,7 +769,7 @@ def median_result(runs: list[Result]) -> Result:
     ok.sort(key=lambda r: r.cpu_us_per_req or 0.0)
     merged = replace(ok[len(ok) // 2])
     merged.flags = [flag for r in runs for flag in r.flags]
-    for name in ("requests_per_sec", "p50_ms", "p99_ms", "cpu_us_per_req"):
+    for name in ("requests_per_sec", "p50_ms", "p99_ms", "cpu_us_per_req", "cpu_share"):
         values = [getattr(r, name) for r in ok if getattr(r, name) is not None]
         setattr(merged, name, statistics.median(values) if values else None)
     return merged
@@ -777,6 +844,15 @@ def render_table(scenario: Scenario, results: Sequence[Result]) -> str:
     return "\n".join(out)
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return "unknown"
+
+
 def wrk_version() -> str:
     try:
         done = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=5, check=False)
@@ -819,7 +895,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--all-peers",
         action="store_true",
-        help="also run the optional peers (hypercorn, granian; uvicorn with wsproto for ws-echo)",
+        help="also run the optional peers (hypercorn, granian, gunicorn-asgi; uvicorn with "
+        "wsproto for ws-echo)",
     )
     parser.add_argument(
         "--rounds",
@@ -864,6 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         log("wrk is not installed (apt-get install wrk); nothing measured")
         return 2
+    peers.ensure(log)
     server_cpu, client_cpu = pick_cpus()
     if server_cpu is None:
         log("warning: fewer than 2 usable CPUs or no taskset: server and wrk are NOT pinned")
@@ -880,7 +958,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "wrk": wrk_version(),
+            "cpu_model": cpu_model(),
         },
+        "rootserve": metadata.version("rootserve"),
+        "peers": peers.versions(),
+        "rounds": args.rounds,
         "settings": asdict(settings) | {"threads": 1, "host": HOST},
         "cpu_per_req": "delta of utime+stime+cutime+cstime over the server's process tree "
         "during the measured wrk run, divided by the requests wrk completed",

@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import peers
 from benchmarks.run import (
     HOST,
     READY_TIMEOUT,
@@ -227,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         log("wrk is not installed (apt-get install wrk); nothing measured")
         return 2
+    peers.ensure(log)  # uvicorn and granian run from the peers venv (run.PEER_BIN)
     json_path: Path = args.json.with_name(f"{args.json.stem}-workers{args.json.suffix}")
     settings = Settings(args.duration, args.warmup, args.connections, None, None)
     log(
