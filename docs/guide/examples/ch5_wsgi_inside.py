@@ -29,7 +29,7 @@ async def main():
         {"type": "http.request", "body": b"ping, ", "more_body": True},
         {"type": "http.request", "body": b"pong", "more_body": False},
     ]
-    for adapter in (WsgiToAsgi(wsgi_app), WSGIMount(wsgi_app, threads=2)):
+    for adapter in (WsgiToAsgi(wsgi_app), WSGIMount(wsgi_app, threads=1)):
         print(f"{type(adapter).__name__}(wsgi_app):")
         scope = http_scope("POST", "/report", {}, b"ping, pong")
         await converse(adapter, scope, inbox_of(*parts))
