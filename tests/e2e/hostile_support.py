@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import re
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -18,24 +17,25 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.e2e.workers_support import Supervisor
 from tests.helpers import ROOT, cli_env
 
 WAIT = 30.0  # seconds, at most, for a line the server must log, or for it to exit
 CLIENT_TIMEOUT = 5.0  # seconds a normal request may take before it counts as failed
 
 
-class RawServer:
+class RawServer(Supervisor):
     """`rootserve ARGS` (one process: no supervisor, so its pid is the server's), its
-    output read as it comes by a thread and kept as raw lines."""
+    output read as it comes by a thread and kept as raw lines; stopped as a Supervisor is."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str) -> None:  # (no --no-access-log of its own)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rootserve", "--app-dir", str(ROOT), "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=cli_env(),
         )
-        self.lines: list[bytes] = []
+        self.lines: list[bytes] = []  # type: ignore[assignment]  # raw, not decoded
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, name="server-output", daemon=True)
         self._reader.start()
@@ -49,7 +49,7 @@ class RawServer:
         with self._changed:
             self._changed.notify_all()
 
-    def wait_for(self, pattern: bytes, count: int = 1) -> list[re.Match[bytes]]:
+    def wait_for(self, pattern: bytes, count: int = 1) -> list[re.Match[bytes]]:  # type: ignore[override]
         """The first `count` output lines matching `pattern`, waiting for them."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + WAIT
@@ -75,20 +75,6 @@ class RawServer:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS line")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Stop the server; its exit code, once its output is all read."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(WAIT)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._reader.join(WAIT)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
 
 
 @contextmanager
