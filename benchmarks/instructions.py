@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/instructions.py            # ASGI GET hello
     .venv/bin/python benchmarks/instructions.py --wsgi     # WSGI GET hello (app threads)
     .venv/bin/python benchmarks/instructions.py --wsgi-post  # WSGI POST 64 KiB, echoed
+    .venv/bin/python benchmarks/instructions.py --asgi-post  # ASGI POST 64 KiB, echoed
 
 It runs `benchmarks/replay.py --only rootserve` under `valgrind --tool=callgrind` twice, with
 two request counts, and divides the difference of the two totals by the difference of the
@@ -54,13 +55,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wsgi", action="store_true", help="the WSGI hello app")
     parser.add_argument("--wsgi-post", action="store_true", help="a 64 KiB POST, WSGI echo")
+    parser.add_argument("--asgi-post", action="store_true", help="a 64 KiB POST, ASGI echo")
     parser.add_argument("--requests", type=int, nargs=2, default=[10_240, 30_720])
     args = parser.parse_args()
     low, high = args.requests
-    mode = "--wsgi-post" if args.wsgi_post else "--wsgi" if args.wsgi else ""
+    mode = (
+        "--wsgi-post"
+        if args.wsgi_post
+        else "--asgi-post"
+        if args.asgi_post
+        else "--wsgi"
+        if args.wsgi
+        else ""
+    )
     counts = [total_instructions(n, mode) for n in (low, high)]
     per_request = (counts[1] - counts[0]) / (high - low)
-    kind = {"--wsgi-post": "WSGI POST 64 KiB", "--wsgi": "WSGI GET", "": "ASGI GET"}[mode]
+    kind = {
+        "--wsgi-post": "WSGI POST 64 KiB",
+        "--asgi-post": "ASGI POST 64 KiB",
+        "--wsgi": "WSGI GET",
+        "": "ASGI GET",
+    }[mode]
     print(f"{kind}: {per_request:,.0f} instructions per request")
 
 

@@ -6,6 +6,7 @@ objects fed the same request bytes through a fake transport, on uvloop, in one p
     .venv/bin/python benchmarks/replay.py --profile       # cProfile of rootserve's share
     .venv/bin/python benchmarks/replay.py --wsgi --only rootserve  # a WSGI app on app threads
     .venv/bin/python benchmarks/replay.py --wsgi-post     # a 64 KiB POST to the WSGI echo app
+    .venv/bin/python benchmarks/replay.py --asgi-post     # a 64 KiB POST to the ASGI echo app
 
 What it measures: `data_received` with a whole request (the head wrk sends), the app's task
 (benchmarks/apps/asgi_hello.py; with `--wsgi`, benchmarks/apps/wsgi_hello.py on rootserve's
@@ -34,12 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.apps.asgi_echo import app as asgi_echo_app
 from benchmarks.apps.asgi_hello import app
 from benchmarks.apps.wsgi_echo import app as wsgi_echo_app
 from benchmarks.apps.wsgi_hello import app as wsgi_app
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"  # what wrk sends
-# --wsgi-post: a 64 KiB upload echoed back (run.py's wsgi-echo-64k), head and body together
+# --wsgi-post / --asgi-post: a 64 KiB upload echoed back (run.py's wsgi-echo-64k and
+# asgi-echo-64k), head and body together
 POST_BODY = b"x" * (64 * 1024)
 POST_REQUEST = (
     b"POST / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
@@ -88,6 +91,11 @@ class FakeTransport:
         self.written += len(data)
         self.answers.add()
 
+    def writelines(self, parts: tuple[bytes, ...]) -> None:
+        self.writes += 1
+        self.written += sum(map(len, parts))
+        self.answers.add()
+
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
 
@@ -122,7 +130,7 @@ def rootserve_factory(
     from rootserve.server.state import ServerState
     from rootserve.wsgi.runner import WSGIRunner
 
-    runner: Any = ASGIRunner(app, root_path="", state={}, loop=loop)
+    runner: Any = ASGIRunner(asgi_echo_app if post else app, root_path="", state={}, loop=loop)
     if wsgi:
         the_app = wsgi_echo_app if post else wsgi_app
         runner = WSGIRunner(the_app, threads=8, root_path="", multiprocess=False, loop=loop)
@@ -199,16 +207,22 @@ def main() -> None:
     parser.add_argument(
         "--wsgi-post", action="store_true", help="WSGI, a 64 KiB POST echoed (rootserve only)"
     )
+    parser.add_argument(
+        "--asgi-post", action="store_true", help="ASGI, a 64 KiB POST echoed (rootserve only)"
+    )
     args = parser.parse_args()
     request = REQUEST
+    post = args.wsgi_post or args.asgi_post
     if args.wsgi_post:
         args.wsgi, args.only, request = True, ["rootserve"], POST_REQUEST
+    if args.asgi_post:
+        args.only, request = ["rootserve"], POST_REQUEST
     import uvloop
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     if args.profile:
-        factory = rootserve_factory(loop, args.wsgi, args.metrics, args.wsgi_post)
+        factory = rootserve_factory(loop, args.wsgi, args.metrics, post)
         loop.run_until_complete(replay(factory, 20_000, args.connections, request))
         profiler = cProfile.Profile()
         profiler.enable()
@@ -219,7 +233,7 @@ def main() -> None:
     names = args.only or sorted(FACTORIES, reverse=True)
     results: dict[str, list[float]] = {name: [] for name in names}
     factories = {
-        name: rootserve_factory(loop, args.wsgi, args.metrics, args.wsgi_post)
+        name: rootserve_factory(loop, args.wsgi, args.metrics, post)
         if name == "rootserve"
         else FACTORIES[name](loop, args.wsgi)
         for name in names

@@ -153,10 +153,15 @@ class FakeConnection:
     def resume_reading(self) -> None:
         self.resumes += 1
 
-    def response_complete(self, exchange: HTTP11Exchange, keep_alive: bool, last: bytes) -> None:
+    def response_complete(
+        self, exchange: HTTP11Exchange, keep_alive: bool, last: bytes, rest: bytes = b""
+    ) -> None:
         if last:
-            self.write(last)
+            self.write(last + rest)
         self.completed.append(keep_alive)
+
+    def writelines(self, parts: tuple[bytes, bytes]) -> None:
+        self.write(b"".join(parts))
 
     def body_due(self, exchange: HTTP11Exchange) -> None:
         self.bodies_due += 1

@@ -198,10 +198,15 @@ class SendSide:
         return b"".join(lines)
 
     def send_response(
-        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes | None = None
+        self,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes | None = None,
+        apart: bool = False,
     ) -> bytes:
         """The head of the final response. With `body`, the whole response: the body is
-        complete, so it is framed with Content-Length when the app gave none."""
+        complete, so it is framed with Content-Length when the app gave none; `apart`: the
+        head only, framed for that body, which the caller writes after it."""
         try:
             request = self._requests[0]
         except IndexError:
@@ -283,16 +288,17 @@ class SendSide:
                 lines.append(b"connection: keep-alive\r\n\r\n")
             else:
                 lines.append(b"\r\n")
-        if body:
+        if body and not apart:
             lines.append(body)
         return b"".join(lines)
 
     def send_whole_response(
-        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes, apart: bool = False
     ) -> bytes:
         """A complete response in one piece: `send_response` with the body, then `send_end`.
-        Afterwards `response_keep_alive` and `last_keep_alive` tell how the connection goes on."""
-        data = self.send_response(status, headers, body)
+        Afterwards `response_keep_alive` and `last_keep_alive` tell how the connection goes on.
+        `apart`: the head only (see `send_whole_response_apart`)."""
+        data = self.send_response(status, headers, body, apart)
         if self._remaining and self._framing is LENGTH:
             self._started = False
             raise LocalProtocolError(
@@ -303,6 +309,15 @@ class SendSide:
         self._started = False
         self.response_keep_alive = self._keep_alive
         return data
+
+    def send_whole_response_apart(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[bytes, bytes]:
+        """`send_whole_response` as two buffers, the head and the body to write after it
+        (empty for a HEAD request, 204 or 304): for a large body, which a writev sends
+        as it is rather than copied behind the head."""
+        head = self.send_whole_response(status, headers, body, True)
+        return head, (b"" if self._framing is NO_BODY else body)
 
     def close_after_response(self) -> None:
         """Make the next response head say `connection: close` (and end keep-alive)."""

@@ -200,6 +200,10 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
         if self.at is not CLOSED:
             self.transport.write(data)
 
+    def writelines(self, parts: tuple[bytes, bytes]) -> None:
+        if self.at is not CLOSED:
+            self.transport.writelines(parts)
+
     async def drain(self) -> None:
         if self.write_paused and self.at is not CLOSED:
             if self._drain is None:
@@ -220,11 +224,17 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
             if self.receiving is not None and self.at is BUSY:
                 self._settle()
 
-    def response_complete(self, exchange: HTTP11Exchange, keep_alive: bool, last: bytes) -> None:
+    def response_complete(
+        self, exchange: HTTP11Exchange, keep_alive: bool, last: bytes, rest: bytes = b""
+    ) -> None:
         """`exchange` answered: `last` are the response's last bytes, written here (one
-        call instead of two on the way of every response)."""
+        call instead of two on the way of every response), and `rest` a large body after
+        them, its own buffer in the same writev."""
         if last and self.at is not CLOSED:
-            self.transport.write(last)
+            if rest:
+                self.transport.writelines((last, rest))
+            else:
+                self.transport.write(last)
         state = self.state
         state.access_log.log(exchange.client, exchange, exchange.status)
         if exchange is not self.current:
