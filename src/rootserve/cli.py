@@ -21,8 +21,6 @@ from rootserve.server.proxied import check_proxy_settings
 from rootserve.server.static import parse_static
 from rootserve.server.tls import check_settings as check_tls_settings
 from rootserve.server.worker import Server
-from rootserve.supervisor.arbiter import Arbiter
-from rootserve.supervisor.reload import reload_roots
 from rootserve.supervisor.sockets import BindError, bind_all, bind_metrics, systemd_sockets
 
 __all__ = ["EXIT_APP", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -160,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     supervised = bool(config.workers or config.reload)
     if config.reload:
+        from rootserve.supervisor.reload import reload_roots  # (see Arbiter below)
+
         try:
             reload_roots(config)
         except ValueError as exc:
@@ -198,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: --pid {config.pid}: {exc.strerror}", file=sys.stderr)
                 return EXIT_USAGE
         if supervised:
+            # Imported only for workers or --reload: one process serving alone never needs
+            # the supervisor's modules, and starts sooner without them.
+            from rootserve.supervisor.arbiter import Arbiter
+
             return Arbiter(config, sockets, metrics_sock=metrics_sock).run()
         return _serve_alone(Server(config, app, sockets, interface=interface), metrics_sock)
     finally:

@@ -357,6 +357,11 @@ class Config(EdgeSettings):
         elsewhere="uvicorn `--date-header`",
     )
 
+    @property
+    def tracing(self) -> bool:
+        """Whether these settings trace: --trace, or a --trace-path or json format asked for."""
+        return self.trace or bool(self.trace_path) or self.trace_format == "json"
+
 
 def default(name: str) -> Any:
     """The default of one setting, as declared above: for objects that take their defaults

@@ -23,9 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rootserve import validate
 from rootserve.config import Config
-from rootserve.observe.trace import Tracer, tracing
 
 __all__ = ["AppLoadError", "detect_interface", "dress_app", "load_app", "load_configured_app"]
 
@@ -177,8 +175,14 @@ def dress_app(
     validator with --strict (outside the trace, so that the trace shows what the app
     itself did, and the message that broke a rule before the rule). Off, the app is
     returned as it is: neither costs a request anything then."""
-    if tracing(config):
+    # Imported only when on: the tracer and the validators are a tenth of the server's
+    # import time (python -X importtime), which every start would pay for nothing.
+    if config.tracing:
+        from rootserve.observe.trace import Tracer
+
         app = Tracer.from_config(config, trace_sink).wrap(app, interface)
     if config.strict:
+        from rootserve import validate
+
         app = validate.asgi(app) if interface == "asgi" else validate.wsgi(app)
     return app

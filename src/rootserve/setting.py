@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +249,8 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     """The `[tool.rootserve]` table of a pyproject.toml, or {} when there is none."""
     if not path.is_file():
         return {}
+    import tomllib  # (only when there is a file: the parser costs a start 4 ms)
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

@@ -73,7 +73,7 @@ def test_off_the_app_is_served_as_it_is() -> None:
     ],
 )
 def test_what_turns_tracing_on(settings: dict[str, Any], on: bool) -> None:
-    assert trace.tracing(Config(**settings)) is on
+    assert Config(**settings).tracing is on
 
 
 def test_one_block_per_request_with_every_message() -> None:

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.config
 import sys
 import time
-import tomllib
 import traceback
 from pathlib import Path
 from typing import Any, Final
@@ -159,7 +157,12 @@ def load_log_config(path: str) -> dict[str, Any]:
         raise ConfigError(f"--log-config {path}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+        if suffix == ".json":
+            data = json.loads(text)
+        else:
+            import tomllib  # (only for a TOML file: most starts read none)
+
+            data = tomllib.loads(text)
     except ValueError as exc:  # JSONDecodeError, TOMLDecodeError, UnicodeDecodeError
         kind = "JSON" if suffix == ".json" else "TOML"
         raise ConfigError(f"--log-config {path}: not valid {kind} ({_one_line(exc)})") from None
@@ -189,8 +192,10 @@ def setup_logging(
         config.setdefault("disable_existing_loggers", False)
         root.handlers[:] = []
         root.propagate = True  # the file's handlers decide, wherever it puts them
+        from logging.config import dictConfig  # (only here: with logging.handlers, 5 ms)
+
         try:
-            logging.config.dictConfig(config)
+            dictConfig(config)
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
             cause = f": {_one_line(exc.__cause__)}" if exc.__cause__ else ""
             raise ConfigError(f"--log-config {log_config}: {_one_line(exc)}{cause}") from None

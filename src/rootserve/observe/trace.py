@@ -45,7 +45,7 @@ from rootserve.observe.ids import request_id
 from rootserve.observe.logs import JSON_LINE
 from rootserve.types import ASGIApp, Receive, Scope, Send, WSGIApp, WSGIEnviron
 
-__all__ = ["Block", "Tracer", "current", "traced_wsgi_call", "tracing"]
+__all__ = ["Block", "Tracer", "current", "traced_wsgi_call"]
 
 logger = logging.getLogger("rootserve.trace")
 
@@ -57,11 +57,6 @@ _PART_SECONDS: Final = 1.0
 _PART_EVENTS: Final = 500  # and so is one with this many events waiting
 # Scope types whose conversation waits on the other side for long: written at each wait.
 _LONG_LIVED: Final = frozenset({"websocket", "lifespan"})
-
-
-def tracing(config: Config) -> bool:
-    """Whether these settings trace: --trace, or a --trace-path or json format asked for."""
-    return config.trace or bool(config.trace_path) or config.trace_format == "json"
 
 
 def current() -> Block | None:
