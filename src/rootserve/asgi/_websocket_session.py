@@ -32,7 +32,7 @@ from websockets.frames import BINARY, CLOSE, CONT, PONG, TEXT, Frame, Opcode
 from websockets.protocol import OPEN, SEND_EOF
 from websockets.typing import BytesLike
 
-from rootserve.asgi._websocket_protocol import WebSocketProtocol
+from rootserve.asgi._websocket_protocol import FIN_TEXT, WebSocketProtocol
 from rootserve.config import Config, default
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected
 from rootserve.types import SendMessage, WebSocketDisconnectMessage, WebSocketEvent
@@ -138,6 +138,12 @@ class WebSocketSession:
 
     def data_received(self, data: bytes) -> None:
         ws = self.ws
+        if self._plain and not self.closing:
+            payload = ws.small_message(data)  # one small whole message, past the parser
+            if payload is not None:
+                if not self._message(data[0] == FIN_TEXT, payload):
+                    self._failed()
+                return
         ws.receive_data(data)
         failed = False
         frames: list[Frame] = ws.events_received()  # type: ignore[assignment]  # frames only
@@ -173,7 +179,14 @@ class WebSocketSession:
             # PING: the library has queued the pong (RFC 6455 section 5.5.2).
             if failed:
                 break
-        if (failed or ws.parser_exc is not None) and ws.close_sent is not None:
+        if failed or ws.parser_exc is not None:
+            self._failed()
+        else:
+            self._flush()
+
+    def _failed(self) -> None:
+        ws = self.ws
+        if ws.close_sent is not None:
             # RFC 6455 section 7.1.7: the connection failed with the code we sent (1002 for
             # a protocol error, 1007 for bad UTF-8, 1009 for a message over max_size).
             self.end(ws.close_sent.code, ws.close_sent.reason)
