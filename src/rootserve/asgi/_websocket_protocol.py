@@ -20,23 +20,27 @@ its frames.
   for such a frame (no fragment in progress, no size left to count). Anything else (several
   frames, a part of one, control frames, extensions, a frame the library must refuse) goes
   to the library, which applies every rule as before.
+- The way out, `plain_frame`: with no extension in use, a data frame the session sends is
+  its payload behind a header from a table, not the library's framing.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final
 
-from websockets.frames import CLOSE, Frame
+from websockets.frames import BINARY, CLOSE, TEXT, Frame, Opcode
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
+from websockets.typing import BytesLike
 
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # (the library's pure-Python build)
     from websockets.utils import apply_mask
 
-__all__ = ["FIN_TEXT", "WebSocketProtocol"]
+__all__ = ["FIN_TEXT", "WebSocketProtocol", "plain_frame"]
 
 # First byte of a small whole message: FIN, no RSV bit, opcode text (1) or binary (2).
 FIN_TEXT: Final = 0x81
@@ -45,6 +49,21 @@ _MASKED: Final = 0x80
 _HEADER: Final = 6  # two bytes, then the 4-byte masking key (RFC 6455 section 5.2)
 # The library's parser waits in this generator between two frames, and only then.
 _BETWEEN_FRAMES: Final = StreamReader.at_eof.__code__
+# A server's frame header: FIN + opcode, then the length (server frames are not masked).
+_SHORT_HEADERS: Final = {op: [bytes((0x80 | op, n)) for n in range(126)] for op in (TEXT, BINARY)}
+_pack_16: Final = struct.Struct("!BBH").pack
+_pack_64: Final = struct.Struct("!BBQ").pack
+
+
+def plain_frame(opcode: Opcode, payload: BytesLike) -> bytes:
+    """One unfragmented text or binary frame with no extension in use (RFC 6455 section
+    5.2), its header from a table for the short payloads most messages have."""
+    size = len(payload)
+    if size < 126:
+        return _SHORT_HEADERS[opcode][size] + payload
+    if size < 1 << 16:
+        return _pack_16(0x80 | opcode, 126, size) + payload
+    return _pack_64(0x80 | opcode, 127, size) + payload
 
 
 class WebSocketProtocol(ServerProtocol):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import os
-import struct
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -32,7 +31,7 @@ from websockets.frames import BINARY, CLOSE, CONT, PONG, TEXT, Frame, Opcode
 from websockets.protocol import OPEN, SEND_EOF
 from websockets.typing import BytesLike
 
-from rootserve.asgi._websocket_protocol import FIN_TEXT, WebSocketProtocol
+from rootserve.asgi._websocket_protocol import FIN_TEXT, WebSocketProtocol, plain_frame
 from rootserve.config import Config, default
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected
 from rootserve.types import SendMessage, WebSocketDisconnectMessage, WebSocketEvent
@@ -58,11 +57,6 @@ SERVICE_RESTART: Final = 1012  # another process takes over: come back soon
 NO_DEADLINE: Final = float("inf")
 
 _utf8_decoder: Final = codecs.getincrementaldecoder("utf-8")
-
-# RFC 6455 section 5.2: FIN + opcode, then the 7-bit length (server frames are not masked).
-_SHORT_HEADERS: Final = {op: [bytes((0x80 | op, n)) for n in range(126)] for op in (TEXT, BINARY)}
-_pack_16: Final = struct.Struct("!BBH").pack
-_pack_64: Final = struct.Struct("!BBQ").pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,17 +337,12 @@ class WebSocketSession:
         raise RuntimeError(f"Unexpected ASGI message {kind!r} after websocket.close")
 
     def _frame(self, opcode: Opcode, payload: BytesLike) -> bytes:
-        """One unfragmented data frame (RFC 6455 section 5.2). With no extension in use the
-        header is made here, from a table for short payloads; otherwise the library frames
-        (and compresses) it. The library's state is OPEN: a close from either side, or a
-        failure, has set `closing` or `ended` first."""
+        """One unfragmented data frame (RFC 6455 section 5.2). With no extension in use it is
+        made here (`plain_frame`); otherwise the library frames (and compresses) it. The
+        library's state is OPEN: a close from either side, or a failure, has set `closing`
+        or `ended` first."""
         if self._plain:
-            size = len(payload)
-            if size < 126:
-                return _SHORT_HEADERS[opcode][size] + payload
-            if size < 1 << 16:
-                return _pack_16(0x80 | opcode, 126, size) + payload
-            return _pack_64(0x80 | opcode, 127, size) + payload
+            return plain_frame(opcode, payload)
         ws = self.ws
         if opcode is TEXT:
             ws.send_text(payload)
