@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py --wsgi $(BENCH_ARGS)
 	$(BIN)/python benchmarks/workers.py $(BENCH_ARGS)
+	@command -v h2load >/dev/null || (apt-get update -qq && apt-get install -y -qq nghttp2-client)
+	$(BIN)/python benchmarks/h2.py $(BENCH_ARGS)
 
 # The Autobahn Testsuite's WebSocket cases (kosoku, a native runner of its case files) against
 # rootserve and uvicorn: minutes, so outside `make test`. Reports go to build/ws-conformance/;

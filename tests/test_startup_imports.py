@@ -25,17 +25,29 @@ OPTIONAL = [
     "rootserve.supervisor.reload",
     "logging.config",  # --log-config
     "tomllib",  # a pyproject.toml, or a TOML --log-config
+    "rootserve.wsgi.runner",  # a WSGI app (server/assembly.py)
+    "rootserve.server.static",  # --static
+    "h2",  # the first HTTP/2 connection (server/h2_detect.py)
+    "hyperframe",
+    "rootserve.protocol.http2",
+    "rootserve.server.h2_connection",
 ]
 
 SCRIPT = """
-import json, sys
+import asyncio, json, sys
 from rootserve.cli import main
+from rootserve.server.assembly import build_runners, connection_class
+from rootserve.server.state import ServerState
 from rootserve.config import Config
 from rootserve.loading import dress_app, load_configured_app
 
 config = Config(app="tests.apps.probe:app", **json.loads(sys.argv[1]))
 app, interface = load_configured_app(config)
-dress_app(app, interface, config)
+app = dress_app(app, interface, config)
+loop = asyncio.new_event_loop()
+runner, _ = build_runners(config, app, interface, {}, loop, multiprocess=False)
+state = ServerState.from_config(config, runner=runner, loop=loop)
+connection_class(config, state)
 print(json.dumps(sorted(sys.modules)))
 """
 

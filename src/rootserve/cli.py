@@ -18,7 +18,6 @@ from rootserve.observe.access import check_access_log
 from rootserve.observe.logs import setup_logging
 from rootserve.server.probes import ProbeServer, server_probes
 from rootserve.server.proxied import check_proxy_settings
-from rootserve.server.static import parse_static
 from rootserve.server.tls import check_settings as check_tls_settings
 from rootserve.server.worker import Server
 from rootserve.supervisor.sockets import BindError, bind_all, bind_metrics, systemd_sockets
@@ -32,6 +31,7 @@ _GROUP_TITLES = {
     "logging": "logging",
     "limits": "limits and timeouts",
     "websocket": "WebSocket (ASGI apps)",
+    "http2": "HTTP/2",
     "server": "responses",
     "tls": "TLS",
     "proxy": "behind a proxy",
@@ -61,7 +61,7 @@ def _checked(info: SettingInfo) -> Callable[[str], Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rootserve",
-        description="Serve a WSGI or ASGI app over HTTP/1.1.",
+        description="Serve a WSGI or ASGI app over HTTP/1.1 and HTTP/2.",
         argument_default=argparse.SUPPRESS,
         epilog="Every option is also a ROOTSERVE_* environment variable and a key of "
         "[tool.rootserve] in pyproject.toml. Exit codes: 0 clean stop, 2 bad usage, "
@@ -151,7 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         check_tls_settings(config)  # once, before any app, socket or worker
-        parse_static(config.static)  # each /PREFIX=DIR well formed, each DIR a folder
+        if config.static:  # each /PREFIX=DIR well formed, each DIR a folder
+            from rootserve.server.static import parse_static  # (see server/assembly.py)
+
+            parse_static(config.static)
         check_proxy_settings(config)  # --forwarded-allow-ips entries; --proxy-protocol
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The settings of what meets the outside: WebSocket, TLS, proxies, the access log's shape,
+"""The settings of what meets the outside: WebSocket, HTTP/2, TLS, proxies, the access log's shape,
 metrics and health probes, static files; and the learner's tools (--strict, --trace).
 `Config` (config.py) inherits them; they are declared here only to keep each file
 readable; everything config.py's docstring says holds for them."""
@@ -11,10 +11,24 @@ from typing import Final
 from rootserve.setting import parse_count, parse_seconds, parse_size, setting
 from rootserve.units import MIB, SECONDS
 
-__all__ = ["COMMON_LOG_FORMAT", "EdgeSettings"]
+__all__ = ["COMMON_LOG_FORMAT", "H2_FLOOD_WINDOW", "EdgeSettings", "parse_h2_limit"]
 
 # The access log's default line: the NCSA common log format, as Apache and nginx write it.
 COMMON_LOG_FORMAT: Final = '%(h)s - - [%(t)s] "%(r)s" %(s)s %(b)s'
+
+# The HTTP/2 flood limits (--h2-max-resets, --h2-max-pings, --h2-max-settings) count the
+# frames of this many seconds.
+H2_FLOOD_WINDOW: Final = 10 * SECONDS
+_H2_WINDOW: Final = f"{H2_FLOOD_WINDOW:g} seconds"
+_SETTING_MAX: Final = 2**31 - 1  # RFC 9113 section 6.5.2: the values live in 32 bits
+
+
+def parse_h2_limit(text: str) -> int:
+    """A count an HTTP/2 limit allows: 1 or more (0 would refuse everything)."""
+    value = parse_count(text)
+    if not 1 <= value <= _SETTING_MAX:
+        raise ValueError(f"{text!r} is not a count from 1 to {_SETTING_MAX}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,73 @@ class EdgeSettings:
         parse=parse_seconds,
         metavar="SECONDS",
         group="websocket",
+    )
+    # -- HTTP/2 (protocol/http2.py; each limit's default beside nginx's)
+    http: str = setting(
+        "auto",
+        "HTTP versions served: `auto` serves HTTP/1.1 and HTTP/2 (on TLS, ALPN offers h2 "
+        "then http/1.1; on plain TCP, h2c by prior knowledge or by `Upgrade: h2c`); `h1` "
+        "serves HTTP/1.1 only (the HTTP/2 preface gets 505); `h2` serves HTTP/2 only (ALPN "
+        "offers h2 alone; on plain TCP prior knowledge only, and an HTTP/1.1 request gets "
+        "505). An idle HTTP/2 connection is closed after --timeout-keep-alive (nginx: "
+        "keepalive_timeout 75s), with GOAWAY.",
+        choices=("auto", "h1", "h2"),
+        group="http2",
+        elsewhere="granian `--http`",
+    )
+    h2_max_concurrent_streams: int = setting(
+        128,
+        "Most streams (requests) open at once on one HTTP/2 connection; one more is "
+        "refused with REFUSED_STREAM, which tells the client to retry it (nginx: "
+        "http2_max_concurrent_streams 128).",
+        parse=parse_h2_limit,
+        metavar="N",
+        group="http2",
+    )
+    h2_max_header_list_size: int = setting(
+        0,
+        "Most bytes of one HTTP/2 request's header fields, counting 32 more per field (RFC "
+        "9113 section 6.5.2); more gets 431. 0: --max-header-size plus 32 bytes for each of "
+        "--max-header-count fields (19,584 bytes with their defaults), so that what "
+        "HTTP/1.1 takes HTTP/2 takes (nginx: large_client_header_buffers 4 8k, 32 KiB).",
+        parse=parse_size,
+        metavar="BYTES",
+        group="http2",
+    )
+    h2_max_header_frames: int = setting(
+        16,
+        "Most HEADERS and CONTINUATION frames in one HTTP/2 header block; more ends the "
+        "connection with GOAWAY ENHANCE_YOUR_CALM (the CONTINUATION flood; nginx counts "
+        "no frames, its header buffers bound the bytes).",
+        parse=parse_h2_limit,
+        metavar="N",
+        group="http2",
+    )
+    h2_max_resets: int = setting(
+        200,
+        f"Most HTTP/2 streams reset in {_H2_WINDOW}, by the client (RST_STREAM) or refused "
+        "by the server; more ends the connection with GOAWAY ENHANCE_YOUR_CALM (the rapid "
+        "reset, CVE-2023-44487; nginx 1.25.3 caps the new streams of each event-loop pass "
+        "instead).",
+        parse=parse_h2_limit,
+        metavar="N",
+        group="http2",
+    )
+    h2_max_pings: int = setting(
+        100,
+        f"Most HTTP/2 PING frames in {_H2_WINDOW}; more ends the connection with GOAWAY "
+        "ENHANCE_YOUR_CALM (the ping flood, CVE-2019-9512; nginx counts none).",
+        parse=parse_h2_limit,
+        metavar="N",
+        group="http2",
+    )
+    h2_max_settings: int = setting(
+        100,
+        f"Most HTTP/2 SETTINGS frames in {_H2_WINDOW}; more ends the connection with GOAWAY "
+        "ENHANCE_YOUR_CALM (the settings flood, CVE-2019-9515; nginx counts none).",
+        parse=parse_h2_limit,
+        metavar="N",
+        group="http2",
     )
     # -- TLS
     ssl_certfile: str = setting(

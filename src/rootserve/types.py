@@ -19,6 +19,7 @@ __all__ = [
     "HTTPRequestMessage",
     "HTTPResponseBodyMessage",
     "HTTPResponseStartMessage",
+    "HTTPResponseTrailersMessage",
     "LifespanEvent",
     "LifespanShutdownCompleteMessage",
     "LifespanShutdownFailedMessage",
@@ -73,6 +74,14 @@ class HTTPResponseBodyMessage(TypedDict):
     type: Literal["http.response.body"]
     body: NotRequired[bytes]
     more_body: NotRequired[bool]
+
+
+class HTTPResponseTrailersMessage(TypedDict):
+    """ASGI HTTP Trailers extension: after the body of a start that said `trailers`."""
+
+    type: Literal["http.response.trailers"]
+    headers: NotRequired[Headers]
+    more_trailers: NotRequired[bool]
 
 
 # -- WebSocket (ASGI WebSocket spec 2.4, with the denial response extension) -----------------
@@ -165,6 +174,7 @@ ReceiveMessage: TypeAlias = (
 SendMessage: TypeAlias = (
     HTTPResponseStartMessage
     | HTTPResponseBodyMessage
+    | HTTPResponseTrailersMessage
     | WebSocketAcceptMessage
     | WebSocketSendMessage
     | WebSocketCloseMessage

@@ -132,7 +132,9 @@ def servers() -> Iterator[Servers]:
                 app = CountingApp()
                 settings = {SETTING_FOR_LIMIT[name]: value for name, value in limits}
                 running = stack.enter_context(
-                    serve(app, lifespan="off", timeout_header=2.0, **settings)
+                    # The corpus is HTTP/1.1's: with HTTP/2 on (--http auto, the default) a
+                    # connection that begins with the preface is HTTP/2 (test_http2_cli.py).
+                    serve(app, lifespan="off", timeout_header=2.0, http="h1", **settings)
                 )
                 started[limits] = (running, app)
             return started[limits]

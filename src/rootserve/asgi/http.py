@@ -8,6 +8,15 @@ message against the order the ASGI HTTP spec allows (a state table; an illegal s
 error naming the rule) and hands the answer to the exchange, which frames and writes it. The
 first body message is held back with the head, so the common "start + one body" answer is
 one write with a Content-Length.
+
+Response trailers (the ASGI "HTTP Trailers" extension) are offered in an HTTP/2 request's
+scope (_scope.py says why not HTTP/1.1's); the exchange sends them where they can go
+(`accepts_trailers`: HTTP/2, or HTTP/1.1 to a client that said `TE: trailers`, in a chunked
+body) and drops them elsewhere, as a recipient may (RFC 9110 section 6.5.1). An app that
+starts with
+`trailers: True` has its last body message (more_body False) sent without ending the
+response; the `http.response.trailers` messages that follow are gathered, and the last one
+(more_trailers False) ends it through the exchange's `send_trailers`.
 """
 
 from __future__ import annotations
@@ -16,11 +25,19 @@ import asyncio
 import enum
 import logging
 from typing import Any, Final
-from urllib.parse import unquote
 
+from rootserve.asgi._scope import (
+    ASGI_VERSION,
+    add_http2_extensions,
+    add_tls_extension,
+    build_scope,
+)
 from rootserve.observe.access import printable
-from rootserve.protocol.events import Head
-from rootserve.protocol.exchange import ClientDisconnected, Exchange
+from rootserve.protocol.exchange import (
+    ClientDisconnected,
+    Exchange,
+    ResponseError,
+)
 from rootserve.types import ASGIApp, HTTPReceiveMessage, Scope, SendMessage
 from rootserve.units import KIB
 from rootserve.validate._errors import ContractError
@@ -37,7 +54,6 @@ __all__ = [
 
 logger = logging.getLogger("rootserve.error")
 
-ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 BODY_HIGH_WATER: Final = 64 * KIB  # buffered request body bytes before reading pauses
 
 # No body yet: one shared empty list (never appended to: feed() makes a list of its own),
@@ -50,6 +66,7 @@ class _Send(enum.Enum):
     START = "expecting http.response.start"
     HEAD_HELD = "expecting the first http.response.body"
     BODY = "expecting more http.response.body"
+    TRAILERS = "expecting http.response.trailers"
     DONE = "response complete"
 
 
@@ -58,57 +75,11 @@ class _Send(enum.Enum):
 _START: Final = _Send.START
 _HEAD_HELD: Final = _Send.HEAD_HELD
 _BODY: Final = _Send.BODY
+_TRAILERS: Final = _Send.TRAILERS
 _DONE: Final = _Send.DONE
 
 
-def build_scope(
-    request: Head,
-    server: tuple[str, int] | None,
-    client: tuple[str, int] | None,
-    scheme: str,
-    root_path: str,
-    state: dict[str, Any] | None,
-) -> Scope:
-    """The `http` scope for one request (ASGI HTTP spec 2.4, "HTTP Connection Scope")."""
-    raw_path = request.path
-    # ASGI HTTP spec: `path` is percent-decoded and UTF-8 decoded. llhttp admits only
-    # ASCII in the target, so the raw bytes decode as ASCII.
-    path = raw_path.decode("ascii")
-    if "%" in path:
-        path = unquote(path)
-    if root_path:
-        # The scope's path is the full path, root_path included (ASGI spec 2.x).
-        path = root_path + path
-        raw_path = root_path.encode("utf-8") + raw_path
-    scope: Scope = {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": request.http_version,
-        "server": server,
-        "client": client,
-        "scheme": scheme,
-        "method": request.method,
-        "root_path": root_path,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": request.query,
-        "headers": request.headers,
-        "extensions": {},
-    }
-    if state is not None:
-        scope["state"] = state.copy()  # each request gets its own shallow copy
-    return scope
-
-
-def add_tls_extension(scope: Scope, exchange: Exchange) -> None:
-    """`scope["extensions"]["tls"]` (ASGI TLS extension 0.2) for an https or wss request
-    on a TLS connection; one whose scheme comes from a proxy's header, on a plain
-    connection, gets none (the spec forbids it for connections that are not TLS)."""
-    tls = exchange.tls
-    if tls is not None:
-        scope["extensions"]["tls"] = tls
-
-
+_PAIRS: Final = "'headers' must be an iterable of [name, value] pairs of bytes"
 # The answer to a request whose app broke its contract under --strict: the rule, in words.
 _CONTRACT_PAGE: Final = [(b"content-type", b"text/plain; charset=utf-8")]
 
@@ -125,6 +96,7 @@ class HTTPCycle:
         "_send_state",
         "_status",
         "_stopping",
+        "_trailers",
         "_waiter",
         "exchange",
         "scope",
@@ -145,6 +117,8 @@ class HTTPCycle:
         self._waiter: Any = None  # an asyncio future while receive() waits for body
         self._send_state = _START
         self._stopping = False
+        # The trailer fields gathered so far, once http.response.start said `trailers`.
+        self._trailers: list[Any] | None = None
         self.task: asyncio.Task[None] | None = None
 
     # -- the exchange's side (a Receiver) --------------------------------------------
@@ -237,8 +211,13 @@ class HTTPCycle:
             self._status = status
             self._headers = message.get("headers", ())
             self._send_state = _HEAD_HELD
+            if message.get("trailers"):
+                self._trailers = []
             return
         if kind != "http.response.body":
+            if kind == "http.response.trailers":
+                self._send_trailers(message, state)
+                return
             if state is _DONE:
                 raise RuntimeError(
                     f"Unexpected ASGI message {kind!r} sent after the response was complete"
@@ -247,10 +226,11 @@ class HTTPCycle:
                 f"Expected ASGI message 'http.response.body', got {kind!r} "
                 "(ASGI HTTP spec: after http.response.start only http.response.body)"
             )
-        if state is _DONE:
+        if state is _DONE or state is _TRAILERS:
             raise RuntimeError(
-                "Unexpected ASGI message 'http.response.body' sent after the response was "
-                "complete (more_body was False)"
+                "Unexpected ASGI message 'http.response.body' sent after the "
+                + ("response was complete" if state is _DONE else "last one, before the trailers")
+                + " (more_body was False)"
             )
         body = message.get("body", b"")
         if type(body) is not bytes:
@@ -259,14 +239,14 @@ class HTTPCycle:
             body = bytes(body)
         more = message.get("more_body", False)
         exchange = self.exchange
+        last = False
+        if not more and self._trailers is not None:
+            more = last = True  # the trailers will end the response, not this body
         if state is _HEAD_HELD:
             try:
                 exchange.respond(self._status, self._headers, body, not more)
             except TypeError as exc:
-                raise TypeError(
-                    "http.response.start 'headers' must be an iterable of [name, value] "
-                    f"pairs of bytes: {exc}"
-                ) from None
+                raise TypeError(f"http.response.start {_PAIRS}: {exc}") from None
             if more:
                 self._send_state = _BODY
             else:
@@ -283,8 +263,40 @@ class HTTPCycle:
                 self._wake()
             exchange.send_body(body, True)
             return
+        if last:
+            self._send_state = _TRAILERS
         if exchange.write_paused:
             await exchange.drain()
+
+    def _send_trailers(self, message: SendMessage, state: _Send) -> None:
+        """An http.response.trailers message (ASGI HTTP Trailers extension)."""
+        trailers = self._trailers
+        if trailers is None:
+            raise RuntimeError(
+                "Expected ASGI message 'http.response.body', got 'http.response.trailers' "
+                "(ASGI HTTP Trailers extension: http.response.start did not set "
+                "'trailers': True)"
+            )
+        if state is not _TRAILERS:
+            when = "before the last http.response.body (more_body False)"
+            if state is _DONE:
+                when = "after the response was complete"
+            raise RuntimeError(f"Unexpected ASGI message 'http.response.trailers' {when}")
+        headers: Any = message.get("headers", ())
+        try:
+            trailers += [(name, value) for name, value in headers]
+            if message.get("more_trailers", False):
+                return
+            self._send_state = _DONE
+            if self._waiter is not None:
+                self._wake()
+            self.exchange.send_trailers(trailers)
+        except TypeError as exc:
+            raise TypeError(f"http.response.trailers {_PAIRS}: {exc}") from None
+        except ValueError as exc:
+            if isinstance(exc, ResponseError):
+                raise
+            raise TypeError(f"http.response.trailers {_PAIRS}: {exc}") from None
 
     # -- running the app ---------------------------------------------------------------
 
@@ -361,6 +373,8 @@ class ASGIRunner:
         )
         if scheme == "https":  # (plain HTTP pays this one comparison for TLS)
             add_tls_extension(scope, exchange)
+        if exchange.http_version == "2":  # (trailers: see _scope.py)
+            add_http2_extensions(scope, exchange)
         exchange.receiver = HTTPCycle(scope, exchange)
 
     def start(self, exchange: Exchange) -> None:

@@ -7,7 +7,8 @@ How this works. `Inspector` wraps the demo's routes. `/inspector` is the page
 `Hub`. While at least one page is subscribed, every other request and WebSocket session is
 served through a `Tracer` (observe/trace.py) whose blocks, JSON objects, go to the hub; the
 hub hands each block to every subscriber's queue and each feed session sends it to its
-page, which draws it. With no page open, requests go straight to the routes: tracing costs
+page, which draws it (a block of an HTTP/2 request carries its stream, which the page shows
+beside the request). With no page open, requests go straight to the routes: tracing costs
 them nothing. The inspector's own paths are never traced (a feed that traced itself would
 feed itself).
 

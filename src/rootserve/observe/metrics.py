@@ -10,6 +10,11 @@ files, so workers' counts survive their restarts and a scrape sees all of them. 
 to those files costs about a microsecond per value, which per request would cost a sixth
 of a request; per flush it costs nothing that shows.
 
+HTTP/2 is counted apart as well, in the same way: the streams that carried a request (a
+counter: each stream is also one request in the request counts) and the HTTP/2 connections
+open now (a gauge; `rootserve_connections_open` counts them with the HTTP/1.1 ones). Each
+HTTP/2 count is one addition where it happens, published at the flush.
+
 Without --metrics-bind the server holds `NullMetrics`, whose methods do nothing, and
 prometheus_client is never imported.
 """
@@ -84,6 +89,12 @@ class NullMetrics:
     def app_exception(self) -> None:
         return None
 
+    def http2_stream(self) -> None:
+        return None
+
+    def http2_connections(self, change: int) -> None:
+        return None
+
     def flush(self, running: int, connections: int, websockets: int, received: int) -> None:
         return None
 
@@ -130,6 +141,13 @@ class Metrics:
             "rootserve_websockets_open", "Open WebSocket sessions.",
             multiprocess_mode="livesum", registry=None,
         )  # fmt: skip
+        self._h2_streams = Counter(
+            "rootserve_http2_streams", "HTTP/2 streams that carried a request.", registry=None
+        )
+        self._h2_connections = Gauge(
+            "rootserve_http2_connections_open", "Open HTTP/2 client connections.",
+            multiprocess_mode="livesum", registry=None,
+        )  # fmt: skip
         self._done: list[tuple[str, int, float, int]] = []  # since the last flush
         self.record = self._done.append  # the hot path's one call (MeteredLog)
         self._counts: dict[tuple[str, str], int] = {}
@@ -138,6 +156,8 @@ class Metrics:
         self._bytes_sent = 0
         self._raised = 0
         self._received_before = 0
+        self._h2_new_streams = 0  # since the last flush
+        self._h2_open = 0  # HTTP/2 connections open now
 
     # -- on the hot path: plain arithmetic -----------------------------------------------
 
@@ -163,6 +183,14 @@ class Metrics:
 
     def app_exception(self) -> None:
         self._raised += 1
+
+    def http2_stream(self) -> None:
+        """An HTTP/2 stream brought a request (server/h2_exchange.py)."""
+        self._h2_new_streams += 1
+
+    def http2_connections(self, change: int) -> None:
+        """An HTTP/2 connection opened (1) or closed (-1) (server/h2_connection.py)."""
+        self._h2_open += change
 
     # -- at every reaper pass --------------------------------------------------------------
 
@@ -193,6 +221,10 @@ class Metrics:
         if received > self._received_before:
             self._received.inc(received - self._received_before)
             self._received_before = received
+        if self._h2_new_streams:
+            self._h2_streams.inc(self._h2_new_streams)
+            self._h2_new_streams = 0
+        self._h2_connections.set(self._h2_open)
         self._in_flight.set(running)
         self._connections.set(connections)
         self._websockets.set(websockets)

@@ -16,6 +16,9 @@ Without --trace nothing is wrapped: the server runs exactly the code it runs whe
 setting does not exist, which is how tracing that is off costs nothing (`make bench`
 measures it).
 
+The head line of an HTTP/2 request's block names its stream (`h2 stream 3`), and a JSON
+block has it as `stream`: the scope's `rootserve.http2` extension says which.
+
 A WSGI app mounted inside an ASGI app (`rootserve.wsgi.mount.WSGIMount`) is shown inside
 the ASGI request's block: the ASGI wrapper leaves its block in a context variable, which the
 mount reads (`current`) to trace the WSGI call into the same block.
@@ -43,6 +46,7 @@ from rootserve.observe._trace_wsgi import environ_snapshot, traced_wsgi_call
 from rootserve.observe.access import printable
 from rootserve.observe.ids import request_id
 from rootserve.observe.logs import JSON_LINE
+from rootserve.protocol.exchange import STREAM_EXTENSION
 from rootserve.types import ASGIApp, Receive, Scope, Send, WSGIApp, WSGIEnviron
 
 __all__ = ["Block", "Tracer", "current", "traced_wsgi_call"]
@@ -215,7 +219,14 @@ def _asgi_block(tracer: Tracer, scope: Scope) -> Block:
         what = f"{fields['method']} {fields['path']}"
     else:
         what = fields["path"]
-    return Block(tracer, fields, f"asgi {kind} · {what} · id {fields['id']}", "scope", shown)
+    head = f"asgi {kind} · {what} · id {fields['id']}"
+    # An HTTP/2 request: its stream, which tells apart the blocks of requests that ran
+    # side by side on one connection (the block's every message is that stream's).
+    stream = (scope.get("extensions") or {}).get(STREAM_EXTENSION)
+    if isinstance(stream, dict) and type(stream.get("stream_id")) is int:
+        fields["stream"] = stream["stream_id"]
+        head += f" · h2 stream {fields['stream']}"
+    return Block(tracer, fields, head, "scope", shown)
 
 
 # -- WSGI ----------------------------------------------------------------------------------

@@ -24,10 +24,20 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["FloodLimits", "FrameScanner"]
+__all__ = ["PREFACE", "FloodLimits", "FrameScanner", "sniff_preface"]
 
 PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 section 3.4
 FRAME_HEADER_BYTES: Final = 9  # RFC 9113 section 4.1
+
+
+def sniff_preface(data: bytes) -> bool | None:
+    """Whether a connection's first bytes are HTTP/2's client preface (RFC 9113 section
+    3.4: a client with prior knowledge starts with it): None while they are too few to
+    tell. `data` is everything received so far."""
+    if len(data) >= len(PREFACE):
+        return data.startswith(PREFACE)
+    return None if PREFACE.startswith(data) else False
+
 
 # Frame types and flags (RFC 9113 section 6).
 HEADERS: Final = 0x1

@@ -31,12 +31,12 @@ import h2.connection
 import h2.exceptions
 from h2.errors import ErrorCodes
 
-from rootserve.protocol._send import _NO_BODY_STATUS, check_field, date_header, error_response
+from rootserve.protocol._send import check_field, date_value, error_body
 from rootserve.protocol.events import Headers
-from rootserve.protocol.rules import LocalProtocolError
+from rootserve.protocol.rules import NO_BODY_STATUS, LocalProtocolError
 from rootserve.units import KIB
 
-__all__ = ["SEND_HIGH_WATER", "SendSide", "Stream", "error_body"]
+__all__ = ["SEND_HIGH_WATER", "SendSide", "Stream"]
 
 SEND_HIGH_WATER: Final = 64 * KIB  # queued body bytes of one stream before its sender waits
 
@@ -47,12 +47,6 @@ _CONNECTION_SPECIFIC: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
 )
 _STATUS: Final = {status: b"%d" % status for status in range(100, 1000)}
-
-
-def error_body(status: int, reason: str) -> bytes:
-    """The body of the server's own small error answers: the one HTTP/1.1 sends
-    (`_send.error_response`), without its HTTP/1.1 head."""
-    return error_response(status, reason).partition(b"\r\n\r\n")[2]
 
 
 @dataclass(slots=True, eq=False)
@@ -130,11 +124,11 @@ class SendSide:
         if self._server_header:
             fields.append((b"server", self._server_header))
         if self._date_header:
-            fields.append((b"date", date_header()[6:-2]))  # the value of `date: ...\r\n`
-        no_body = status in _NO_BODY_STATUS or stream.method == "HEAD"
+            fields.append((b"date", date_value()))
+        no_body = status in NO_BODY_STATUS or stream.method == "HEAD"
         remaining = -1
         if no_body:
-            if end and length < 0 and status not in _NO_BODY_STATUS:
+            if end and length < 0 and status not in NO_BODY_STATUS:
                 fields.append((b"content-length", b"%d" % len(body)))
             body = b""
         elif length >= 0:
@@ -185,6 +179,9 @@ class SendSide:
             return
         if not stream.answered or stream.ending:
             raise LocalProtocolError("trailers sent outside a response in progress")
+        if stream.remaining > 0:  # short of its Content-Length, as send_data's end checks
+            self.reset(stream_id, ErrorCodes.INTERNAL_ERROR)
+            raise LocalProtocolError("the body does not match the response's Content-Length")
         trailers = []
         for name, value in headers:
             check_field(name, value)

@@ -16,20 +16,42 @@ request-target SP HTTP-version CRLF (RFC 9112 section 3). So the refused message
 again (`_failed_message_start`: a spare parser replays the bytes since the parser was last
 idle, a byte at a time, to find where the last complete message ended), and its line is read
 as it comes (`_sniff_method`, in the SNIFF_METHOD state) until a byte decides it.
+
+The HTTP/2 preface is a refusal the server may take back. A client with prior knowledge
+(RFC 9113 section 3.3) begins the connection with it; llhttp stops there ("Pause on PRI").
+When those were the connection's first bytes (no request came before them: none is waiting
+for its answer, and none was answered with the connection kept alive), the refusal is a
+`PrefaceReceived`, which carries every byte received so far: a server that speaks HTTP/2
+hands them, and the connection, to its HTTP/2 side; one that does not answers the 505 as
+for any other BadRequest. After a request, the preface is only a bad request.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
+from dataclasses import dataclass
 from typing import Final, NoReturn
 
 import httptools
 
+from rootserve.protocol._h2_frames import sniff_preface
 from rootserve.protocol._states import RECEIVE_DONE, RECEIVE_ERROR, SNIFF_METHOD, Receive
-from rootserve.protocol.events import BadRequest, Event
+from rootserve.protocol.events import BadRequest, Event, Request
 from rootserve.protocol.rules import REQUEST_LINE_START, TCHAR
 
-__all__ = ["RefuseSide"]
+__all__ = ["NO_HTTP2", "PrefaceReceived", "RefuseSide"]
+
+NO_HTTP2: Final = "HTTP/2 is not supported on this listener"
+
+
+@dataclass(slots=True, frozen=True)
+class PrefaceReceived(BadRequest):
+    """The connection began with HTTP/2's preface (see the module's docstring): a
+    BadRequest (505) unless the server takes the connection over as HTTP/2, with
+    `received`, every byte so far (the preface and whatever followed it)."""
+
+    received: bytes = b""
 
 
 class _Reject(Exception):
@@ -69,6 +91,9 @@ class RefuseSide:
     _sniff_start: int
     _sniff_run: re.Pattern[bytes] | None
     _max_url: int
+    _data: bytes
+    _requests: deque[Request]
+    response_keep_alive: bool
 
     def _fail(self, status: int, reason: str) -> list[Event]:
         self._state = RECEIVE_ERROR
@@ -82,7 +107,14 @@ class RefuseSide:
     def _llhttp_error(self, reason: str) -> list[Event]:
         if reason.startswith("Pause on PRI"):
             # The HTTP/2 connection preface (RFC 9113 section 3.4) sent to HTTP/1.1.
-            return self._fail(505, "HTTP/2 is not supported on this listener")
+            since = self._since_idle
+            received = self._data if not since else since + self._data
+            first = not (self._requests or self.response_keep_alive)  # see the docstring
+            if first and since is not None and sniff_preface(received):
+                self._state = RECEIVE_ERROR
+                self._events.append(PrefaceReceived(505, NO_HTTP2, received))
+                return self._events
+            return self._fail(505, NO_HTTP2)
         if reason.startswith("Invalid HTTP version"):
             return self._fail(505, "only HTTP/1.0 and HTTP/1.1 are supported")  # RFC 9110 6.2
         if reason.startswith("Invalid method for"):

@@ -35,30 +35,45 @@ from rootserve.protocol.events import (
 from rootserve.protocol.rules import (
     _STATUS_LINES,
     FIELD_VALUE_FORBIDDEN,
+    NO_BODY_STATUS,
     TOKEN,
     LocalProtocolError,
     status_line,
 )
 
-__all__ = ["SendSide", "check_field", "date_header", "error_response"]
-
-_NO_BODY_STATUS: Final = frozenset({204, 304})
+__all__ = ["SendSide", "check_field", "date_header", "date_value", "error_body", "error_response"]
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 # RFC 9110 section 6.6.1: a server with a clock sends Date; one formatting per second.
 _date_expires = 0.0
+_date_value = b""
 _date_line = b""
 
 
 def date_header() -> bytes:
-    global _date_expires, _date_line
+    """The `date: ...` field line, CRLF included (HTTP/1.1)."""
+    global _date_expires, _date_value, _date_line
     now = _now()
     if now >= _date_expires:
         second = int(now)
         _date_expires = second + 1.0
-        _date_line = b"date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+        _date_value = formatdate(second, usegmt=True).encode("ascii")
+        _date_line = b"date: " + _date_value + b"\r\n"
     return _date_line
+
+
+def date_value() -> bytes:
+    """The Date field's value alone (HTTP/2 sends fields, not lines)."""
+    date_header()
+    return _date_value
+
+
+def error_body(status: int, reason: str) -> bytes:
+    """The text of the server's own small error answers, `404 Not Found: why`, whatever
+    the protocol that carries it."""
+    text = f"{status_line(status)[9:].decode('ascii').strip()}: {reason}\n"
+    return text.encode("ascii", "replace")
 
 
 def error_response(
@@ -72,9 +87,7 @@ def error_response(
     """A complete small text/plain answer that closes the connection. `extra_headers` are
     whole field lines (each ending in CRLF), already checked; `connection` is the value of
     the Connection field, which must include `close`."""
-    body = f"{status_line(status)[9:].decode('ascii').strip()}: {reason}\n".encode(
-        "ascii", "replace"
-    )
+    body = error_body(status, reason)
     return b"".join(
         [
             status_line(status),
@@ -249,10 +262,10 @@ class SendSide:
             lines.append(self._server_line)
         if self._add_date:
             lines.append(_date_line if _now() < _date_expires else date_header())
-        if status in _NO_BODY_STATUS or request.method == "HEAD":
+        if status in NO_BODY_STATUS or request.method == "HEAD":
             # RFC 9110 section 6.4.1: no content, whatever the headers say.
             self._framing = NO_BODY
-            if body is not None and length < 0 and status not in _NO_BODY_STATUS:
+            if body is not None and length < 0 and status not in NO_BODY_STATUS:
                 lines.append(b"content-length: %d\r\n" % len(body))
             body = None
         elif length >= 0:

@@ -15,6 +15,15 @@ keep-alive decision, and completion. An HTTP/1.1 connection makes them in `serve
 HTTP/2 stream is a second implementation of this same interface, with no change to the
 adapters. The adapters import this module and `events.py`, never a connection or transport.
 
+Trailer fields (`send_trailers`, after the body) end a response whose head went out without
+its end. HTTP/2 carries them always (a HEADERS frame after the DATA, RFC 9113 section 8.1);
+HTTP/1.1 only in the last chunk of a chunked body, and rootserve sends them only to a client
+that said `TE: trailers` (RFC 9110 section 10.1.4: a client that did not may not read them).
+`accepts_trailers` says which requests may get them (the ASGI cycle offers the trailers
+extension on HTTP/2, asgi/_scope.py). To any other, and in a response framed without chunks (a
+Content-Length, HEAD, 204, 304), the fields are dropped and the response simply ends:
+trailers are fields a recipient may discard anyway (RFC 9110 section 6.5.1).
+
 A request that asks to switch protocols (WebSocket) is an exchange too: `switch` sends the
 101 and hands the connection's bytes to an `Upgraded` session, which talks back through a
 `ByteStream`; any other answer to it (`refuse`, `respond`) turns the switch down and ends
@@ -24,11 +33,12 @@ the connection.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias, cast
 
 from rootserve.protocol.events import Head, Headers
 
 __all__ = [
+    "STREAM_EXTENSION",
     "Address",
     "ByteStream",
     "ClientDisconnected",
@@ -36,9 +46,43 @@ __all__ = [
     "Receiver",
     "ResponseError",
     "Upgraded",
+    "accepts_trailers",
+    "stream_id",
 ]
 
 Address: TypeAlias = tuple[str, int]
+
+# The ASGI scope extension (a server-specific one, ASGI spec "Extensions") that names the
+# HTTP/2 stream of a request, {"stream_id": 3}: what --trace and the inspector show.
+STREAM_EXTENSION: Final = "rootserve.http2"
+
+
+def accepts_trailers(head: Head) -> bool:
+    """Whether the answer to this request may carry trailer fields (module docstring):
+    any HTTP/2 request; an HTTP/1.1 one whose TE field lists `trailers`."""
+    version = head.http_version
+    if version == "2":
+        return True
+    if version != "1.1":
+        return False  # HTTP/1.0 has no chunked coding to carry them
+    for name, value in head.headers:
+        # TE = #( t-codings ), `trailers` never with parameters (RFC 9110 section 10.1.4).
+        if name == b"te" and b"trailers" in [
+            coding.partition(b";")[0].strip() for coding in value.lower().split(b",")
+        ]:
+            return True
+    return False
+
+
+class _OnStream(Protocol):
+    stream_id: int
+
+
+def stream_id(exchange: Head) -> int | None:
+    """The HTTP/2 stream an exchange is; None for an HTTP/1.1 request, which has none."""
+    if exchange.http_version != "2":
+        return None
+    return cast(_OnStream, exchange).stream_id  # (every HTTP/2 exchange is an H2Exchange)
 
 
 class ClientDisconnected(OSError):
@@ -129,6 +173,11 @@ class Exchange(Head, Protocol):
     def send_body(self, data: bytes, end: bool) -> None:
         """More of the body; `end` finishes the response. Raises ResponseError when the
         body breaks the framing the head declared (the connection is cut)."""
+
+    def send_trailers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """The trailer fields, after the body; they end the response (module docstring:
+        dropped where they cannot go). Raises ResponseError, having sent nothing, for a
+        field that cannot be a trailer (RFC 9110 section 6.5.1: framing, routing, ...)."""
 
     def can_send_file(self) -> bool:
         """Whether `send_file` sends from the kernel (zero-copy) on this connection."""

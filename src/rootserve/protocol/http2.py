@@ -29,8 +29,13 @@ connection-specific field, lower-case names, no CR/LF/NUL, Host agreeing with :a
 - A graceful GOAWAY (`goaway`) is written as a frame of our own: h2 can send nothing more
   once it has sent one, and the streams it names still have answers to send. Streams a
   client opens after it are refused; `close` sends the final GOAWAY.
+- The h2c upgrade (RFC 7540 section 3.2; RFC 9113 section 3.1 deprecates it, clients still
+  send it): an HTTP/1.1 request that asks for it (`h2c_settings`) is read whole on HTTP/1.1,
+  answered `H2C_SWITCH` (101), and becomes stream 1 (`upgrade`), its body included, with
+  the client's HTTP2-Settings taken as its first SETTINGS.
 
-The answer's side is _h2_send.py; the limits' defaults, _h2_limits.py.
+The answer's side is _h2_send.py; the h2c upgrade, _h2_upgrade.py; the limits' defaults,
+_h2_limits.py.
 """
 
 from __future__ import annotations
@@ -58,13 +63,15 @@ from rootserve.protocol._h2_events import (
     TrailersReceived,
     Writable,
 )
-from rootserve.protocol._h2_frames import PREFACE, FrameScanner
+from rootserve.protocol._h2_frames import PREFACE, FrameScanner, sniff_preface
 from rootserve.protocol._h2_limits import HARD_HEADER_FACTOR, H2Limits
 from rootserve.protocol._h2_send import SendSide, Stream
+from rootserve.protocol._h2_upgrade import H2C_SWITCH, UpgradeSide, h2c_settings
 from rootserve.protocol.events import Headers, Request
 from rootserve.protocol.rules import TOKEN
 
 __all__ = [
+    "H2C_SWITCH",
     "PREFACE",
     "BodyEnded",
     "BodyReceived",
@@ -77,6 +84,7 @@ __all__ = [
     "StreamReset",
     "TrailersReceived",
     "Writable",
+    "h2c_settings",
     "sniff_preface",
 ]
 
@@ -84,16 +92,7 @@ _UNLIMITED_STREAMS: Final = 2**31 - 1
 _TARGET_CHARS: Final = frozenset(range(0x21, 0x7F))  # visible ASCII (as llhttp admits)
 
 
-def sniff_preface(data: bytes) -> bool | None:
-    """Whether a connection's first bytes are HTTP/2's client preface (RFC 9113 section
-    3.4: a client with prior knowledge starts with it): None while they are too few to
-    tell. `data` is everything received so far."""
-    if len(data) >= len(PREFACE):
-        return data.startswith(PREFACE)
-    return None if PREFACE.startswith(data) else False
-
-
-class H2ServerConnection(SendSide):
+class H2ServerConnection(SendSide, UpgradeSide):
     """One HTTP/2 connection, server side (see the module's docstring)."""
 
     def __init__(
@@ -130,12 +129,15 @@ class H2ServerConnection(SendSide):
         self._draining = False  # a graceful GOAWAY went out: no new stream
         self._calm: str | None = None  # a flood of refused streams: why the connection ends
         self.ended = False  # the connection is over (ConnectionEnded was reported)
+        self.initiated = False  # the server's preface is queued (`initiate`)
 
     # -- the start -------------------------------------------------------------------------
 
-    def initiate(self) -> None:
+    def initiate(self, upgrade_settings: bytes | None = None) -> None:
         """Queue the server's connection preface (RFC 9113 section 3.4): its SETTINGS,
-        and the connection's receive window grown to `connection_window_size`."""
+        and the connection's receive window grown to `connection_window_size`.
+        `upgrade_settings`: the HTTP2-Settings of an h2c upgrade (see `upgrade`)."""
+        self.initiated = True
         limits = self.limits
         conn = self._h2
         codes = h2.settings.SettingCodes
@@ -146,7 +148,10 @@ class H2ServerConnection(SendSide):
             codes.ENABLE_PUSH: 0,
         }
         conn.local_settings = h2.settings.Settings(client=False, initial_values=announced)
-        conn.initiate_connection()
+        if upgrade_settings is None:
+            conn.initiate_connection()
+        else:
+            conn.initiate_upgrade_connection(upgrade_settings)
         # What h2 itself holds to, once the SETTINGS above are written: no stream limit
         # (ours is enforced in _on_request, see the module's docstring), and HPACK decoding
         # up to the hard bound (a block between the two is answered 431).

@@ -12,6 +12,7 @@ from rootserve.config import Config, default
 __all__ = [
     "CHUNK_LINE",
     "HOST",
+    "NO_BODY_STATUS",
     "REQUEST_LINE_START",
     "TCHAR",
     "TOKEN",
@@ -78,6 +79,11 @@ HOST: Final = re.compile(
     rb"|(?:[" + _UNRESERVED_SUBDELIMS + rb"]|%[0-9A-Fa-f]{2})*)"
     rb"(?::[0-9]*)?"
 )
+
+
+# RFC 9110 sections 15.3.5 and 15.4.5: a 204 or a 304 never has content (HEAD's answer
+# neither, section 9.3.2; 1xx neither, and never goes through a final response's framing).
+NO_BODY_STATUS: Final = frozenset({204, 304})
 
 
 class LocalProtocolError(Exception):

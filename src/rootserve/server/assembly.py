@@ -6,7 +6,8 @@ A request reaches, from the outside in: ForwardedRunner (--proxy-headers: the cl
 the trusted proxies tell it, first, so that the access log and the app see the same
 client), StaticRunner (--static: files answered before the app), then the app's runner
 (ASGI or WSGI). A connection is a Connection, a MeteredConnection (--metrics-bind counts
-the bytes read), and reads a PROXY header first with --proxy-protocol.
+the bytes read), HTTP/2-capable with --http auto or h2 (server/h2_detect.py), and reads a
+PROXY header first with --proxy-protocol.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 from rootserve.asgi.http import ASGIRunner
 from rootserve.asgi.websocket import WebSocketRunner, WSConfig
 from rootserve.config import Config
-from rootserve.protocol.forwarded import TrustedPeers
+from rootserve.protocol._h2_limits import H2Limits
 from rootserve.server.connection import Connection
-from rootserve.server.proxied import ForwardedRunner, ProxyProtocolConnection
+from rootserve.server.h2_detect import HTTP2Connection, HTTP2OnlyConnection
 from rootserve.server.state import Runner, ServerState
-from rootserve.server.static import StaticRunner, parse_static
-from rootserve.wsgi.runner import WSGIRunner
+
+# The parts of a setting that is off by default (WSGI, --static, the proxy settings) are
+# imported in the functions below when it is on: a plain start skips their modules (a
+# tenth of the import time, python -X importtime; tests/test_startup_imports.py).
 
 __all__ = ["MeteredConnection", "build_runners", "connection_class"]
 
@@ -49,6 +52,8 @@ def build_runners(
     root_path = config.root_path.rstrip("/")
     runner: Runner
     if interface == "wsgi":
+        from rootserve.wsgi.runner import WSGIRunner
+
         runner = WSGIRunner(
             app, threads=config.threads, root_path=root_path, multiprocess=multiprocess, loop=loop
         )
@@ -64,11 +69,16 @@ def build_runners(
             config=WSConfig.from_config(config),
         )
     if config.static:  # (cli.py checked the values)
+        from rootserve.server.static import StaticRunner, parse_static
+
         mounts = parse_static(config.static)
         runner = StaticRunner(runner, mounts, loop=loop)
         if websocket is not None:
             websocket = StaticRunner(websocket, mounts, loop=loop)
     if config.proxy_headers:
+        from rootserve.protocol.forwarded import TrustedPeers
+        from rootserve.server.proxied import ForwardedRunner
+
         trusted = TrustedPeers.from_settings(config.forwarded_allow_ips)
         runner = ForwardedRunner(runner, trusted)
         if websocket is not None:
@@ -79,7 +89,13 @@ def build_runners(
 def connection_class(config: Config, state: ServerState) -> type[Connection]:
     """The class of this server's connections."""
     base: type[Connection] = MeteredConnection if state.metrics.enabled else Connection
+    if config.http != "h1":
+        capable = HTTP2OnlyConnection if config.http == "h2" else HTTP2Connection
+        base = capable.for_limits(H2Limits.from_config(config), base)
     if config.proxy_protocol:
+        from rootserve.protocol.forwarded import TrustedPeers
+        from rootserve.server.proxied import ProxyProtocolConnection
+
         trusted = TrustedPeers.from_settings(config.forwarded_allow_ips)
         return ProxyProtocolConnection.for_peers(trusted, base)
     return base

@@ -6,9 +6,11 @@ How this works. `data_received` feeds the sans-IO protocol and dispatches its ev
 it starts at once when nothing else is being answered, or waits in `pipeline` (answers go
 out in request order, RFC 9112 section 9.3.2). `Data` and `EndOfMessage` go to the exchange
 whose body is being read. A `BadRequest` is answered after every earlier request, then the
-connection closes. Flow control runs both ways: reading pauses while an adapter holds enough
-unread body or the pipeline is full, and senders wait in `drain()` while the transport's
-write buffer is above its high-water mark.
+connection closes; HTTP/2's preface as the first bytes (`PrefaceReceived`) is one too, unless
+the connection is HTTP/2-capable (h2_detect.py), which takes it over there. Flow control
+runs both ways: reading pauses while an adapter holds enough unread body or the pipeline is
+full, and senders wait in `drain()` while the transport's write buffer is above its
+high-water mark.
 
 The connection is in one `ConnState` at a time (server/state.py: the table of moves and the
 deadline of each). Timeouts are deadlines, not timers: the worker's reaper looks at
@@ -31,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from rootserve.protocol._refuse import PrefaceReceived
 from rootserve.protocol.events import (
     BadRequest,
     ConnectionClosed,
@@ -169,6 +172,8 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
                 self._on_bad_request(event)  # type: ignore[arg-type]
             elif kind is ConnectionClosed:
                 pass
+            elif kind is PrefaceReceived:
+                self._on_preface(event)  # type: ignore[arg-type]
         self._dispatching = False
         if self.current is not None and self.receiving is None and not self.proto.head_in_progress:
             return  # answering a request, and nothing more has begun: the common case
@@ -319,6 +324,11 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
             self._sink = self._hold
             websocket.attach(exchange)
             self._queue(exchange)
+
+    def _on_preface(self, event: PrefaceReceived) -> None:
+        """The connection began with HTTP/2's preface: refused (505) here, where HTTP/2 is
+        off (--http h1); an HTTP/2-capable connection (h2_detect.py) takes it over."""
+        self._on_bad_request(event)
 
     def _queue(self, exchange: HTTP11Exchange) -> None:
         if self.current is None and not self.pipeline:

@@ -23,11 +23,11 @@ other response, which refuses the switch and ends the connection.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from rootserve.protocol._trailers import check_trailers, end_with_trailers
 from rootserve.protocol.events import Headers, Request
 from rootserve.protocol.exchange import (
     Address,
@@ -36,9 +36,19 @@ from rootserve.protocol.exchange import (
     Receiver,
     ResponseError,
     Upgraded,
+    accepts_trailers,
 )
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import LocalProtocolError
+from rootserve.server._answer import (
+    CUT,
+    DONE,
+    INTERNAL_ERROR,
+    NO_RECEIVER,
+    STREAMING,
+    WAITING,
+    Answer,
+)
 from rootserve.server.state import ServerState
 from rootserve.server.tls import ConnectionTLS
 
@@ -76,50 +86,11 @@ class Connection(ByteStream, Protocol):
         """The 101 went out: the session takes the connection over."""
 
 
-class Answer(enum.Enum):
-    WAITING = "no response yet"
-    STREAMING = "the head is sent, the body goes on"
-    DONE = "the response is complete"
-    CUT = "cut off: the client is gone, or the connection was aborted"
-
-
-# Module-level names: Python 3.11 looks `Answer.DONE` up through a descriptor each time
-# (about 70 ns), and a request passes several of these tests.
-_WAITING: Final = Answer.WAITING
-_STREAMING: Final = Answer.STREAMING
-_DONE: Final = Answer.DONE
-_CUT: Final = Answer.CUT
-_INTERNAL_ERROR: Final = "Internal Server Error"
 # A body at least this large goes out as a buffer of its own behind the head (writev)
 # instead of copied into one bytes object with it. Measured (benchmarks/instructions.py
 # --asgi-post): the copy of a 64 KiB body was about 4% of an echoed upload's instructions;
 # below a few KiB the copy costs less than the second buffer does.
 _JOIN_MAX: Final = 16 * 1024
-
-
-class _NoReceiver:
-    """Until the adapter sets itself as the receiver (and for an exchange nobody answers)."""
-
-    def feed(self, data: bytes) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
-
-    def disconnect(self) -> None:
-        pass
-
-    def writable(self) -> None:
-        pass
-
-    def server_stopping(self) -> None:
-        pass
-
-    def cancel(self) -> None:
-        pass
-
-
-_NO_RECEIVER: Final = _NoReceiver()
 
 
 @dataclass(slots=True, eq=False)
@@ -130,7 +101,7 @@ class HTTP11Exchange(Request):
     costs about 1,700 instructions to make and free on 3.11, 2% of a whole request; this
     is what keeps the exchange within the old per-request count.)"""
 
-    receiver: Receiver = _NO_RECEIVER
+    receiver: Receiver = NO_RECEIVER
     status: int = 0  # the status answered, 0 until the response starts
     # Set by the connection as the request arrives (not in __init__: three stores fewer).
     conn: Connection = field(init=False)
@@ -139,7 +110,7 @@ class HTTP11Exchange(Request):
     request_complete: bool = True
     # Whether the client waits for 100 Continue before it sends the body.
     awaiting_continue: bool = False
-    _answer: Answer = _WAITING
+    _answer: Answer = WAITING
     # What the access log reads (observe/access.py `Answered`), kept as the answer goes
     # out: the app's header fields and the body bytes handed to the protocol. `started` is
     # set only by the access log's runner (`AccessLog.timed`), when its lines need it.
@@ -176,8 +147,8 @@ class HTTP11Exchange(Request):
         self.receiver.end()
 
     def disconnect(self) -> None:
-        if self._answer is not _DONE:
-            self._answer = _CUT
+        if self._answer is not DONE:
+            self._answer = CUT
         self.receiver.disconnect()
 
     # -- the adapter's side --------------------------------------------------------------
@@ -191,22 +162,22 @@ class HTTP11Exchange(Request):
 
     @property
     def disconnected(self) -> bool:
-        return self._answer is _CUT
+        return self._answer is CUT
 
     @property
     def response_started(self) -> bool:
-        return self._answer is not _WAITING
+        return self._answer is not WAITING
 
     @property
     def complete(self) -> bool:
-        return self._answer is _DONE or self._answer is _CUT
+        return self._answer is DONE or self._answer is CUT
 
     @property
     def write_paused(self) -> bool:
         return self.conn.write_paused
 
     def want_body(self) -> None:
-        if self.awaiting_continue and self._answer is _WAITING:
+        if self.awaiting_continue and self._answer is WAITING:
             # RFC 9110 section 10.1.1: ask for the body only once the app wants it.
             self.awaiting_continue = False
             self.conn.write(self.conn.proto.send_informational(100))
@@ -225,8 +196,8 @@ class HTTP11Exchange(Request):
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes, end: bool
     ) -> None:
         answer = self._answer
-        if answer is not _WAITING:
-            if answer is _CUT:
+        if answer is not WAITING:
+            if answer is CUT:
                 raise ClientDisconnected("the client closed the connection")
             raise ResponseError("the response was already started")
         conn = self.conn
@@ -259,7 +230,7 @@ class HTTP11Exchange(Request):
         self.response_headers = headers
         self.sent = len(body)
         if not end:
-            self._answer = _STREAMING
+            self._answer = STREAMING
             if rest:
                 conn.writelines((data, rest))
             else:
@@ -267,17 +238,17 @@ class HTTP11Exchange(Request):
         elif self.awaiting_continue and not self.request_complete:
             self._complete(False, data, rest)  # see _complete (inlined for the common answer)
         else:
-            self._answer = _DONE
+            self._answer = DONE
             conn.response_complete(
                 self, proto.response_keep_alive and not conn.state.shutting_down, data, rest
             )
 
     def send_body(self, data: bytes, end: bool) -> None:
         answer = self._answer
-        if answer is not _STREAMING:
-            if answer is _CUT:
+        if answer is not STREAMING:
+            if answer is CUT:
                 raise ClientDisconnected("the client closed the connection")
-            if answer is _WAITING:
+            if answer is WAITING:
                 raise ResponseError("body sent before the response head")
             raise ResponseError("body sent after the response was complete")
         conn = self.conn
@@ -314,7 +285,7 @@ class HTTP11Exchange(Request):
         )
 
     async def send_file(self, file: Any, offset: int, count: int) -> None:
-        if self._answer is not _STREAMING:
+        if self._answer is not STREAMING:
             raise ResponseError("send_file needs a response head sent without its end")
         conn = self.conn
         proto = conn.proto
@@ -341,12 +312,12 @@ class HTTP11Exchange(Request):
         # here lets reference counting free both as soon as the connection moves on,
         # instead of the cyclic garbage collector (measured: a fifth of a request's
         # instructions when each request left a cycle behind).
-        self.receiver = _NO_RECEIVER
-        if self._answer is not _DONE:
+        self.receiver = NO_RECEIVER
+        if self._answer is not DONE:
             self.fail()  # a 500, or a cut connection (nothing, if it is cut already)
 
     def refuse(self, status: int, reason: str, headers: Headers) -> None:
-        if self._answer is not _WAITING:
+        if self._answer is not WAITING:
             raise ResponseError("the response was already started")
         conn = self.conn
         proto = conn.proto
@@ -361,17 +332,17 @@ class HTTP11Exchange(Request):
 
     def fail(self) -> None:
         """Answer 500 if nothing was sent yet; otherwise cut the connection."""
-        if self._answer is _WAITING or self._answer is _STREAMING:
+        if self._answer is WAITING or self._answer is STREAMING:
             self.conn.state.metrics.app_exception()
-        if self._answer is _WAITING:
+        if self._answer is WAITING:
             conn = self.conn
             proto = conn.proto
             self.status = 500
             proto.abandon()
-            data = proto.error_response(500, _INTERNAL_ERROR)
+            data = proto.error_response(500, INTERNAL_ERROR)
             self._error_answer(data)
             self._complete(False, data)
-        elif self._answer is _STREAMING:
+        elif self._answer is STREAMING:
             self._cut()
 
     def _error_answer(self, data: bytes) -> None:
@@ -380,7 +351,7 @@ class HTTP11Exchange(Request):
         self.sent = len(data) - data.index(b"\r\n\r\n") - 4
 
     def _cut(self) -> None:
-        self._answer = _CUT
+        self._answer = CUT
         self.conn.abort()
 
     def _complete(self, keep_alive: bool, last: bytes, rest: bytes = b"") -> None:
@@ -390,13 +361,33 @@ class HTTP11Exchange(Request):
             keep_alive = False
         elif self.conn.state.shutting_down:
             keep_alive = False  # a graceful stop: no next request (RFC 9112 section 9.6)
-        self._answer = _DONE
+        self._answer = DONE
         self.conn.response_complete(self, keep_alive, last, rest)
+
+    def send_trailers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        # In the last chunk, to a client that said `TE: trailers`; dropped otherwise (see
+        # protocol/exchange.py).
+        answer = self._answer
+        if answer is not STREAMING:
+            if answer is CUT:
+                raise ClientDisconnected("the client closed the connection")
+            raise ResponseError("trailers sent outside a response in progress")
+        try:
+            fields = check_trailers(headers)
+        except LocalProtocolError as exc:
+            raise ResponseError(str(exc)) from None  # nothing was written
+        proto = self.conn.proto
+        try:
+            last = end_with_trailers(proto, fields if accepts_trailers(self) else [])
+        except LocalProtocolError as exc:
+            self._cut()  # short of its Content-Length: see send_body
+            raise ResponseError(str(exc)) from None
+        self._complete(proto.response_keep_alive, last)
 
     # -- switching protocols -------------------------------------------------------------
 
     def switch(self, headers: Headers, open_session: Callable[[ByteStream], Upgraded]) -> Upgraded:
-        if self._answer is not _WAITING:
+        if self._answer is not WAITING:
             raise ResponseError("the response was already started")
         conn = self.conn
         try:
@@ -406,7 +397,7 @@ class HTTP11Exchange(Request):
         self.status = 101
         self.response_headers = headers
         self.sent = 0
-        self._answer = _DONE
+        self._answer = DONE
         conn.write(head)
         return conn.switch(self, open_session)
 

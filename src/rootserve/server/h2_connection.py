@@ -32,10 +32,12 @@ import logging
 from typing import Any, Final
 
 from rootserve.protocol.events import BadRequest
+from rootserve.protocol.exchange import Address
 from rootserve.protocol.http2 import (
     BodyEnded,
     BodyReceived,
     ConnectionEnded,
+    H2Event,
     H2Limits,
     H2ServerConnection,
     RequestReceived,
@@ -95,29 +97,48 @@ class H2Connection(asyncio.Protocol):
             self.tls = ConnectionTLS(ssl_object)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
         self.state.connections.add(self)
-        self.proto.initiate()
+        self.state.metrics.http2_connections(1)
+        if not self.proto.initiated:  # (an h2c upgrade began it: `take_over`)
+            self.proto.initiate()
         if self.state.shutting_down:
             self.shutdown()  # accepted as the listener closed: no stream will be served
         else:
             self._write_out()
             self._settle()
 
-    def take_over(self, transport: asyncio.BaseTransport, received: bytes) -> None:
+    def take_over(
+        self,
+        transport: asyncio.BaseTransport,
+        received: bytes,
+        *,
+        addresses: tuple[Address | None, Address | None] | None = None,
+        events: list[H2Event] | None = None,
+    ) -> None:
         """Serve a connection another protocol accepted and found to be HTTP/2 (ALPN "h2",
-        or a first read that starts with the preface, `sniff_preface`): the transport
-        calls this protocol from now on, and `received` is what was read so far."""
+        a first read that starts with the preface, or an h2c upgrade: h2_detect.py): the
+        transport calls this protocol from now on, and `received` is what was read so far
+        and not consumed. `addresses`: (server, client) as that protocol knew them (a PROXY
+        header's); `events`: what the protocol made already (an upgrade's stream 1)."""
         transport.set_protocol(self)
         self.connection_made(transport)
-        if received:
-            self.data_received(received)
+        if addresses is not None:
+            self.server_addr, self.client_addr = addresses
+        if events:
+            self._dispatch(events)
+        if received and not self._closed:
+            # (Not data_received: a metered connection counted these bytes already.)
+            self._dispatch(self.proto.receive_data(received))
 
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
         if self._metered:  # --metrics-bind (HTTP/1.1's MeteredConnection counts the same)
             self.state.received += len(data)
+        self._dispatch(self.proto.receive_data(data))
+
+    def _dispatch(self, events: list[H2Event]) -> None:
         # (isinstance, not type(event) is: h2's own work per frame dwarfs the difference.)
-        for event in self.proto.receive_data(data):
+        for event in events:
             if isinstance(event, BodyReceived):
                 exchange = self.exchanges.get(event.stream_id)
                 self._body_seen = self.state.loop.time()
@@ -154,6 +175,7 @@ class H2Connection(asyncio.Protocol):
         self.deadline = NO_DEADLINE
         connections = self.state.connections
         connections.discard(self)
+        self.state.metrics.http2_connections(-1)
         if not connections:
             connections.removed()
         self._disconnect_all()

@@ -16,6 +16,8 @@ HTTP/2 has them:
   the socket's buffer is full; `pause_reading` withholds the WINDOW_UPDATEs of the bytes fed
   from then on, so that the client stops once the window it had is used, and
   `resume_reading` gives them back.
+- Trailers: a HEADERS frame that ends the stream (RFC 9113 section 8.1), the fields
+  checked as HTTP/1.1 checks them (`check_trailers`).
 - No protocol switch: HTTP/2 has no 101 (RFC 9113 section 8.6); `switch` is refused, and
   with the kernel's sendfile not usable under HTTP/2's framing, `can_send_file` is False.
 """
@@ -25,9 +27,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
-from rootserve.protocol._h2_send import error_body
+from rootserve.protocol._send import error_body
+from rootserve.protocol._trailers import check_trailers
 from rootserve.protocol.events import Headers, Request
 from rootserve.protocol.exchange import (
     Address,
@@ -39,7 +42,15 @@ from rootserve.protocol.exchange import (
 )
 from rootserve.protocol.http2 import ErrorCodes, H2ServerConnection
 from rootserve.protocol.rules import LocalProtocolError
-from rootserve.server.exchange import _INTERNAL_ERROR, _NO_RECEIVER, Answer
+from rootserve.server._answer import (
+    CUT,
+    DONE,
+    INTERNAL_ERROR,
+    NO_RECEIVER,
+    STREAMING,
+    WAITING,
+    Answer,
+)
 from rootserve.server.state import ServerState
 from rootserve.server.tls import ConnectionTLS
 
@@ -65,20 +76,12 @@ class Connection(Protocol):
         """An exchange now waits for its body: the body's deadline starts."""
 
 
-# The states of an answer, the receiver an exchange has before its adapter's (and after its
-# app's call) and the 500's words are HTTP11Exchange's.
-_WAITING: Final = Answer.WAITING
-_STREAMING: Final = Answer.STREAMING
-_DONE: Final = Answer.DONE
-_CUT: Final = Answer.CUT
-
-
 @dataclass(slots=True, eq=False)
 class H2Exchange(Request):
     """One request on an HTTP/2 stream (see the module's docstring): the `Request` the
     protocol makes, with the answer's side added."""
 
-    receiver: Receiver = _NO_RECEIVER
+    receiver: Receiver = NO_RECEIVER
     status: int = 0
     conn: Connection = field(init=False)
     stream_id: int = field(init=False)
@@ -93,7 +96,7 @@ class H2Exchange(Request):
     response_headers: Iterable[tuple[bytes, bytes]] = field(init=False, repr=False)
     sent: int = field(init=False, repr=False)
     started: float = field(init=False, repr=False)
-    _answer: Answer = _WAITING
+    _answer: Answer = WAITING
     _reading_paused: bool = False
     _unacked: int = 0  # flow-controlled bytes fed while reading was paused
     _drain: asyncio.Future[None] | None = None
@@ -111,6 +114,7 @@ class H2Exchange(Request):
         self.awaiting_continue = self.expect_continue
         if conn.tls is not None:
             self.scheme = "https"
+        conn.state.metrics.http2_stream()
 
     # -- what the connection tells it --------------------------------------------------
 
@@ -127,14 +131,14 @@ class H2Exchange(Request):
         self.receiver.end()
 
     def disconnect(self) -> None:
-        if self._answer is not _DONE:
-            self._answer = _CUT
+        if self._answer is not DONE:
+            self._answer = CUT
         self.receiver.disconnect()
         self.writable()
 
     def writable(self) -> None:
         """The stream's window opened, or the socket drained: a paused sender may go on."""
-        if self.write_paused and self._answer is not _CUT:
+        if self.write_paused and self._answer is not CUT:
             return
         self.receiver.writable()
         drain = self._drain
@@ -150,7 +154,7 @@ class H2Exchange(Request):
             self.request_complete
             or self._reading_paused
             or self.awaiting_continue
-            or self._answer is _CUT
+            or self._answer is CUT
         )
 
     # -- the adapter's side --------------------------------------------------------------
@@ -162,28 +166,28 @@ class H2Exchange(Request):
 
     @property
     def disconnected(self) -> bool:
-        return self._answer is _CUT
+        return self._answer is CUT
 
     @property
     def response_started(self) -> bool:
-        return self._answer is not _WAITING
+        return self._answer is not WAITING
 
     @property
     def complete(self) -> bool:
-        return self._answer is _DONE or self._answer is _CUT
+        return self._answer is DONE or self._answer is CUT
 
     @property
     def write_paused(self) -> bool:
         return self.conn.write_paused or self.conn.proto.send_paused(self.stream_id)
 
     async def drain(self) -> None:
-        if self.write_paused and self._answer is not _CUT:
+        if self.write_paused and self._answer is not CUT:
             if self._drain is None:
                 self._drain = asyncio.get_running_loop().create_future()
             await self._drain
 
     def want_body(self) -> None:
-        if self.awaiting_continue and self._answer is _WAITING:
+        if self.awaiting_continue and self._answer is WAITING:
             self.awaiting_continue = False
             self.conn.proto.send_informational(self.stream_id, 100)
             self.conn.flush()
@@ -209,8 +213,8 @@ class H2Exchange(Request):
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes, end: bool
     ) -> None:
         answer = self._answer
-        if answer is not _WAITING:
-            if answer is _CUT:
+        if answer is not WAITING:
+            if answer is CUT:
                 raise ClientDisconnected("the client reset the stream")
             raise ResponseError("the response was already started")
         try:
@@ -225,22 +229,22 @@ class H2Exchange(Request):
         if end:
             self._complete()
         else:
-            self._answer = _STREAMING
+            self._answer = STREAMING
             self.conn.flush()
 
     def send_body(self, data: bytes, end: bool) -> None:
         answer = self._answer
-        if answer is not _STREAMING:
-            if answer is _CUT:
+        if answer is not STREAMING:
+            if answer is CUT:
                 raise ClientDisconnected("the client reset the stream")
-            if answer is _WAITING:
+            if answer is WAITING:
                 raise ResponseError("body sent before the response head")
             raise ResponseError("body sent after the response was complete")
         try:
             self.conn.proto.send_data(self.stream_id, data, end)
         except LocalProtocolError as exc:
             # The body breaks the head's Content-Length: the protocol reset the stream.
-            self._answer = _CUT
+            self._answer = CUT
             self.conn.response_complete(self)
             self.conn.flush()
             raise ResponseError(str(exc)) from None
@@ -250,6 +254,28 @@ class H2Exchange(Request):
         else:
             self.conn.flush()
 
+    def send_trailers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        answer = self._answer
+        if answer is not STREAMING:
+            if answer is CUT:
+                raise ClientDisconnected("the client reset the stream")
+            raise ResponseError("trailers sent outside a response in progress")
+        try:
+            fields = check_trailers(headers)
+        except LocalProtocolError as exc:
+            raise ResponseError(str(exc)) from None  # nothing was sent
+        if not fields:
+            self.send_body(b"", True)  # (an empty HEADERS frame would say nothing)
+            return
+        try:
+            self.conn.proto.send_trailers(self.stream_id, fields)
+        except LocalProtocolError as exc:
+            self._answer = CUT  # see send_body
+            self.conn.response_complete(self)
+            self.conn.flush()
+            raise ResponseError(str(exc)) from None
+        self._complete()
+
     def can_send_file(self) -> bool:
         return False
 
@@ -257,7 +283,7 @@ class H2Exchange(Request):
         raise ResponseError("send_file is not available on HTTP/2 (see can_send_file)")
 
     def refuse(self, status: int, reason: str, headers: Headers) -> None:
-        if self._answer is not _WAITING:
+        if self._answer is not WAITING:
             raise ResponseError("the response was already started")
         self.status = status
         self._error_answer(status, reason)
@@ -265,13 +291,13 @@ class H2Exchange(Request):
     def fail(self) -> None:
         """Answer 500 if nothing was sent yet; otherwise reset the stream."""
         answer = self._answer
-        if answer is _WAITING or answer is _STREAMING:
+        if answer is WAITING or answer is STREAMING:
             self.conn.state.metrics.app_exception()
-        if answer is _WAITING:
+        if answer is WAITING:
             self.status = 500
-            self._error_answer(500, _INTERNAL_ERROR)
-        elif answer is _STREAMING:
-            self._answer = _CUT
+            self._error_answer(500, INTERNAL_ERROR)
+        elif answer is STREAMING:
+            self._answer = CUT
             self.conn.proto.reset(self.stream_id, ErrorCodes.INTERNAL_ERROR)
             self.conn.response_complete(self)
             self.conn.flush()
@@ -281,8 +307,8 @@ class H2Exchange(Request):
         running.discard(self)
         if not running:
             running.removed()
-        self.receiver = _NO_RECEIVER  # see HTTP11Exchange.finish: no cycle left behind
-        if self._answer is not _DONE:
+        self.receiver = NO_RECEIVER  # see HTTP11Exchange.finish: no cycle left behind
+        if self._answer is not DONE:
             self.fail()
 
     def cancel(self) -> None:
@@ -300,6 +326,6 @@ class H2Exchange(Request):
         self._complete()
 
     def _complete(self) -> None:
-        self._answer = _DONE
+        self._answer = DONE
         self.conn.response_complete(self)  # (it may give windows back: flushed below)
         self.conn.flush()

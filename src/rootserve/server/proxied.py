@@ -10,7 +10,8 @@ How this works.
 - `ProxyProtocolConnection` is the connection class when --proxy-protocol is on: a peer in
   --forwarded-allow-ips must begin with a PROXY header (v1 or v2, protocol/proxy_protocol.py)
   within --timeout-header; its addresses replace the connection's, then the rest of the
-  bytes are HTTP. A peer not trusted, a header that is not valid, or none in time: the
+  bytes are HTTP: HTTP/1.1, or HTTP/2 by prior knowledge, whose connection (h2_detect.py)
+  keeps those addresses. A peer not trusted, a header that is not valid, or none in time: the
   connection is closed, with one line in the log at info level (it is the network's
   business, not the app's).
 """

@@ -14,7 +14,9 @@ a plain-HTTP client on the HTTPS port costs a closed connection, never a traceba
 Choices, each a default of the servers that do TLS well:
 - TLS 1.2 at least (RFC 8996 deprecates 1.0 and 1.1); ciphers are the ssl module's secure
   default unless --ssl-ciphers says otherwise (TLS 1.3 suites are OpenSSL's either way).
-- ALPN offers `http/1.1` (ALPN_PROTOCOLS): a client that asks for h2 too gets HTTP/1.1.
+- ALPN (RFC 7301) offers what --http serves (ALPN_PROTOCOLS): `h2` then `http/1.1`, or
+  one of them alone. Renegotiation is off (RFC 9113 section 9.2.1 asks it of HTTP/2 over
+  TLS 1.2; TLS 1.3 has none).
 - No compression (CRIME), and no TLS 1.2 session tickets: a ticket is sealed with a key
   the process keeps for its whole life, so anyone who later reads that key can open every
   session recorded meanwhile (no forward secrecy; Mozilla's server guide turns them off
@@ -52,9 +54,8 @@ __all__ = [
 
 logger = logging.getLogger("rootserve.error")
 
-# Application protocols offered in ALPN (RFC 7301), most preferred first: HTTP/2 goes in
-# front of these ("h2") once a connection can speak it.
-ALPN_PROTOCOLS: Final = ("http/1.1",)
+# Application protocols offered in ALPN (RFC 7301), most preferred first, by --http.
+ALPN_PROTOCOLS: Final = {"auto": ("h2", "http/1.1"), "h1": ("http/1.1",), "h2": ("h2",)}
 MINIMUM_VERSION: Final = ssl.TLSVersion.TLSv1_2
 CERT_REQS: Final = {
     "none": ssl.CERT_NONE,
@@ -128,15 +129,15 @@ class ServerContext(ssl.SSLContext):
         logger.info("TLS certificate reloaded from %s", _files(config))
 
 
-def make_context(config: Config, alpn: Sequence[str] = ALPN_PROTOCOLS) -> ServerContext | None:
+def make_context(config: Config, alpn: Sequence[str] | None = None) -> ServerContext | None:
     """The context every listener serves TLS with, or None without --ssl-certfile (plain
     HTTP, whatever the other --ssl-* say). Raises ValueError, one line naming the setting
-    and the fix, for a bad one."""
+    and the fix, for a bad one. `alpn`: the protocols offered, if not --http's."""
     if not config.ssl_certfile:
         return None
     context = ServerContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = MINIMUM_VERSION
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET | ssl.OP_NO_RENEGOTIATION
     context.sslobject_class = _SSLObject
     context.config = config
     context.server_cert = _load_chain(context, config)
@@ -157,7 +158,7 @@ def make_context(config: Config, alpn: Sequence[str] = ALPN_PROTOCOLS) -> Server
                 f"--ssl-ciphers {config.ssl_ciphers!r} selects no cipher OpenSSL knows "
                 f"(see `openssl ciphers -v {config.ssl_ciphers!r}`; empty keeps the default)"
             ) from None
-    context.set_alpn_protocols(list(alpn))
+    context.set_alpn_protocols(list(ALPN_PROTOCOLS[config.http] if alpn is None else alpn))
     context.cipher_ids = {c["name"]: c["id"] & 0xFFFF for c in context.get_ciphers()}
     return context
 
