@@ -129,6 +129,16 @@ class EdgeSettings:
         metavar="N",
         group="http2",
     )
+    h2_stall_timeout: float = setting(
+        60 * SECONDS,
+        "Most seconds an HTTP/2 answer may wait on a flow-control window the client keeps "
+        "shut with nothing sent (a zero-window stall); then its stream is reset (CANCEL) and "
+        "the app is told the client left (0: wait as long as it takes; nginx: send_timeout "
+        "60s, between two writes).",
+        parse=parse_seconds,
+        metavar="SECONDS",
+        group="http2",
+    )
     h2_max_pings: int = setting(
         100,
         f"Most HTTP/2 PING frames in {_H2_WINDOW}; more ends the connection with GOAWAY "

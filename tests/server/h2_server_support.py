@@ -82,12 +82,13 @@ def h2_server(
         runner, _ = build_runners(config, app, interface, None, loop, multiprocess=False)
         state = ServerState.from_config(config, runner=runner, loop=loop)
 
-        both = HTTP2Connection.for_limits(H2Limits(), Connection)
+        limits = H2Limits.from_config(config)  # (the --h2-* settings given)
+        both = HTTP2Connection.for_limits(limits, Connection)
 
         def accept() -> asyncio.Protocol:
             if detect:  # HTTP/1.1 and HTTP/2 on one listener, as the server would have it
                 return both(state)
-            made.append(H2Connection(state))
+            made.append(H2Connection(state, limits))
             return made[-1]
 
         server = await loop.create_server(accept, "127.0.0.1", 0, ssl=tls)

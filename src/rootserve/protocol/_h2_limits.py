@@ -44,6 +44,8 @@ class H2Limits:
     max_resets: int = default("h2_max_resets")  # RST_STREAM frames, and refused streams
     max_pings: int = default("h2_max_pings")  # PING frames
     max_settings: int = default("h2_max_settings")  # SETTINGS frames
+    # Seconds an answer may wait on a window the client keeps shut (nginx: send_timeout 60s).
+    stall_timeout: float = default("h2_stall_timeout")
 
     @classmethod
     def from_config(cls, config: Config) -> H2Limits:
@@ -61,6 +63,7 @@ class H2Limits:
             max_resets=config.h2_max_resets,
             max_pings=config.h2_max_pings,
             max_settings=config.h2_max_settings,
+            stall_timeout=config.h2_stall_timeout,
         )
 
     def floods(self) -> FloodLimits:

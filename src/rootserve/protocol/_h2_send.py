@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -67,6 +67,9 @@ class Stream:
     ending: bool = False  # the end was given: sent once the queue is empty
     trailers: Headers | None = None
     paused: bool = False  # queued passed SEND_HIGH_WATER; cleared once below it
+    # When the queue began to wait on a window the client keeps shut, with nothing sent
+    # since (0: it is not waiting): the zero-window stall `stalled` finds.
+    stalled_since: float = 0.0
 
 
 class SendSide:
@@ -74,6 +77,7 @@ class SendSide:
 
     _h2: h2.connection.H2Connection
     _streams: dict[int, Stream]
+    _clock: Callable[[], float]
     _server_header: bytes | None
     _date_header: bool
     _resumed: list[int]  # streams that were paused and may go on: reported as events
@@ -190,6 +194,23 @@ class SendSide:
         stream.trailers = trailers
         self._queue(stream, b"", True)
 
+    def earliest_stall(self) -> float:
+        """Since when the longest-waiting stream has waited on a shut window with nothing
+        sent (inf: none waits)."""
+        return min(
+            (stream.stalled_since for stream in self._streams.values() if stream.stalled_since),
+            default=float("inf"),
+        )
+
+    def stalled(self, since: float) -> list[int]:
+        """The streams that have waited on a shut window, nothing sent, from `since` or
+        longer (a zero-window stall: the client keeps reading nothing of them)."""
+        return [
+            stream.stream_id
+            for stream in self._streams.values()
+            if stream.stalled_since and stream.stalled_since <= since
+        ]
+
     def send_paused(self, stream_id: int) -> bool:
         """Whether the stream's queue is too full for its sender to go on."""
         stream = self._streams.get(stream_id)
@@ -231,6 +252,7 @@ class SendSide:
         conn = self._h2
         stream_id = stream.stream_id
         queue = stream.queue
+        sent = False
         try:
             while stream.queued:
                 window = min(
@@ -250,6 +272,7 @@ class SendSide:
                 stream.queued -= len(piece)
                 last = stream.ending and not stream.queued and stream.trailers is None
                 conn.send_data(stream_id, piece, end_stream=last)
+                sent = True
                 if last:
                     self._sent_all(stream)
                     return
@@ -265,6 +288,10 @@ class SendSide:
             # can go on it.
             self._streams.pop(stream_id, None)
             return
+        if not stream.queued:
+            stream.stalled_since = 0.0
+        elif sent or not stream.stalled_since:
+            stream.stalled_since = self._clock()  # waiting on the window from now
         if stream.paused and stream.queued <= SEND_HIGH_WATER:
             stream.paused = False
             self._resumed.append(stream_id)

@@ -203,6 +203,8 @@ class H2Connection(asyncio.Protocol):
         data = self.proto.data_to_send()
         if data and not self._closed:
             self.transport.write(data)
+            if self.exchanges and self.proto.earliest_stall() != NO_DEADLINE:
+                self._settle()  # an answer now waits on a shut window: its deadline
         # Streams a send just finished or un-paused (their last bytes went at once).
         for event in self.proto.take_resumed():
             exchange = self.exchanges.get(event.stream_id)
@@ -233,6 +235,23 @@ class H2Connection(asyncio.Protocol):
         if not (self.exchanges or self.proto.open_streams):
             self.close()
             return
+        stall = self.proto.limits.stall_timeout
+        if stall:
+            # Answers that waited on a window the client keeps shut, nothing sent, for
+            # the stall timeout: their streams are reset, their apps told the client left.
+            for stream_id in self.proto.stalled(self.state.loop.time() - stall):
+                self.proto.reset(stream_id)  # (CANCEL)
+                exchange = self.exchanges.pop(stream_id, None)
+                if exchange is not None:
+                    logger.info(
+                        "%s - HTTP/2 stream %d reset: its answer waited %.0f s on a shut "
+                        "flow-control window (--h2-stall-timeout)",
+                        _who(self.client_addr),
+                        stream_id,
+                        stall,
+                    )
+                    exchange.release()
+                    exchange.disconnect()
         for exchange in [e for e in self.exchanges.values() if e.waits_for_body]:
             del self.exchanges[exchange.stream_id]
             self.state.log_bad_request(self.client_addr, _BODY_TIMEOUT)
@@ -294,9 +313,11 @@ class H2Connection(asyncio.Protocol):
 
     def _on_ended(self, event: ConnectionEnded) -> None:
         if event.reason:
-            who = f"{self.client_addr[0]}:{self.client_addr[1]}" if self.client_addr else "-"
             logger.info(
-                "%s - HTTP/2 connection ended (error %d): %s", who, event.error_code, event.reason
+                "%s - HTTP/2 connection ended (error %d): %s",
+                _who(self.client_addr),
+                event.error_code,
+                event.reason,
             )
         self._disconnect_all()
         self._write_out()  # the GOAWAY
@@ -327,6 +348,9 @@ class H2Connection(asyncio.Protocol):
                 self.deadline = self._body_seen + timeout
             else:
                 self.deadline = NO_DEADLINE
+            stall = self.proto.limits.stall_timeout
+            if stall:  # (a zero-window stall: see on_deadline)
+                self.deadline = min(self.deadline, self.proto.earliest_stall() + stall)
         elif self._stopping:
             self.close()
         elif self.proto.frame_in_progress and state.timeouts[HEAD]:
@@ -338,3 +362,7 @@ class H2Connection(asyncio.Protocol):
         else:
             self._frame_since = NO_DEADLINE
             self.deadline = state.loop.time() + state.idle_seconds
+
+
+def _who(address: Address | None) -> str:
+    return f"{address[0]}:{address[1]}" if address else "-"
