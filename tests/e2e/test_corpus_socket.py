@@ -82,7 +82,9 @@ CASES = load_cases()
 @dataclass
 class CountingApp:
     """An ASGI app that answers `PATH:BODY-LENGTH` after reading the whole body, and counts
-    its calls per (client port, path): each test has a connection of its own."""
+    its calls per (client port, path): each test has a connection of its own. A test takes
+    its port's counts away (`take_calls_from`): the kernel may give a later test's connection
+    the same ephemeral port, and it must not see the earlier test's calls."""
 
     calls: Counter[tuple[int, str]] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -113,9 +115,10 @@ class CountingApp:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def calls_from(self, port: int) -> Counter[str]:
+    def take_calls_from(self, port: int) -> Counter[str]:
         with self.lock:
-            return Counter({path: n for (p, path), n in self.calls.items() if p == port})
+            mine = [(p, path) for p, path in self.calls if p == port]
+            return Counter({path: self.calls.pop((p, path)) for p, path in mine})
 
 
 Servers = Callable[[tuple[tuple[str, int], ...]], tuple[Running, CountingApp]]
@@ -216,7 +219,7 @@ def test_invalid_case_over_a_socket(servers: Servers, case: Case) -> None:
     assert headers.get(b"connection") == b"close"
     # The app saw the good requests only; a bad body may have reached it after its head,
     # but then it was told of the disconnect and never answered.
-    calls = app.calls_from(port)
+    calls = app.take_calls_from(port)
     expected = Counter(case.good_paths)
     extra = calls - expected
     assert calls - extra == expected
