@@ -66,9 +66,8 @@ def test_the_page_shows_the_stream_of_an_http2_request() -> None:
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(url + "/inspector")
-            page.wait_for_function(
-                "document.getElementById('status').textContent === 'connected'", timeout=WAIT_MS
-            )
+            # A locator assertion: a polled wait_for_function needs eval, which the CSP refuses.
+            sync_api.expect(page.locator("#status")).to_have_text("connected", timeout=WAIT_MS)
             # The demo serves HTTP/1.1 and HTTP/2 on one port (--http auto, the default).
             with httpx.Client(http1=False, http2=True, timeout=10) as client:
                 reply = client.get(url + "/api/info?over=h2", headers={"X-Request-ID": "h2-card"})

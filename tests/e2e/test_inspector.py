@@ -37,10 +37,7 @@ def test_requests_show_live_with_their_messages() -> None:
                 errors: list[str] = []
                 page.on("pageerror", lambda error: errors.append(str(error)))
                 page.goto(url + "/inspector")
-                page.wait_for_function(
-                    "document.getElementById('status').textContent === 'connected'",
-                    timeout=WAIT_MS,
-                )
+                wait_until_connected(page)
                 check_the_page(page, url)
                 SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -50,6 +47,14 @@ def test_requests_show_live_with_their_messages() -> None:
                 browser.close()
         assert running.stop() == 0
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def wait_until_connected(page: Any) -> None:
+    """Wait for the page's event stream. A locator assertion, not `wait_for_function`: a
+    string predicate that is not true at once is polled by evaluating it in the page, which
+    the inspector's Content-Security-Policy (no 'unsafe-eval') refuses, so on a loaded
+    machine the wait failed with an EvalError instead of waiting."""
+    sync_api.expect(page.locator("#status")).to_have_text("connected", timeout=WAIT_MS)
 
 
 def card(page: Any, title: str) -> Any:
