@@ -10,6 +10,7 @@ import h2.events
 import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import (
     DataFrame,
     GoAwayFrame,
@@ -101,6 +102,30 @@ def test_response_head_is_checked_and_cleaned() -> None:
     assert of(h2.events.DataReceived, events)[0].data == b"body"
     assert of(h2.events.StreamEnded, events)
     assert pair.server.open_streams == 0
+
+
+def test_response_fields_are_trimmed_and_secrets_never_indexed() -> None:
+    # h2's own outbound checks are off: the send side is the one place that makes an app's
+    # fields HTTP/2 fields. The client below validates what it receives as h2 does.
+    pair = Pair()
+    for stream_id in (1, 3):
+        pair.request(stream_id)
+        pair.to_server()
+        headers = [
+            (b"X-Padded", b" \tvalue\t "),
+            (b"X-Blank", b""),
+            (b"Set-Cookie", b"session=s3cr3t"),
+            (b"Authorization", b"Bearer t"),
+        ]
+        pair.server.send_response(stream_id, 200, headers, b"", True)
+        (response,) = of(h2.events.ResponseReceived, pair.to_client())
+        fields = dict(response.headers)
+        assert (fields[b"x-padded"], fields[b"x-blank"]) == (b"value", b"")
+        secret = [f for f in response.headers if f[0] in (b"set-cookie", b"authorization")]
+        assert secret == [(b"set-cookie", b"session=s3cr3t"), (b"authorization", b"Bearer t")]
+        assert all(isinstance(f, NeverIndexedHeaderTuple) for f in secret)
+        padded = next(f for f in response.headers if f[0] == b"x-padded")
+        assert not isinstance(padded, NeverIndexedHeaderTuple)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +264,7 @@ def test_trailers_both_ways() -> None:
     assert of(TrailersReceived, events) == [TrailersReceived(1, [(b"x-checksum", b"abc")])]
     assert of(BodyEnded, events) == [BodyEnded(1)]
     pair.server.send_response(1, 200, [], b"body", False)
-    pair.server.send_trailers(1, [(b"X-Digest", b"d"), (b"connection", b"close")])
+    pair.server.send_trailers(1, [(b"X-Digest", b" d "), (b"connection", b"close")])
     events = pair.to_client()
     assert b"".join(e.data for e in of(h2.events.DataReceived, events)) == b"body"
     (trailers,) = of(h2.events.TrailersReceived, events)

@@ -119,7 +119,9 @@ class H2ServerConnection(SendSide, UpgradeSide):
             header_encoding=None,
             validate_inbound_headers=True,
             normalize_inbound_headers=True,
-            validate_outbound_headers=True,
+            # Our fields are checked once, by the send side (_h2_send._field).
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._h2 = h2.connection.H2Connection(config=config)
         self._streams: dict[int, Stream] = {}
