@@ -5,9 +5,24 @@ apply the same rules to them."""
 from __future__ import annotations
 
 import enum
-from typing import Final
+from typing import Any, Final, Protocol
 
-__all__ = ["CUT", "DONE", "INTERNAL_ERROR", "NO_RECEIVER", "STREAMING", "WAITING", "Answer"]
+from rootserve.protocol.events import Request
+from rootserve.protocol.exchange import ClientDisconnected, ResponseError
+from rootserve.server.tls import ConnectionTLS
+
+__all__ = [
+    "CUT",
+    "DONE",
+    "INTERNAL_ERROR",
+    "NO_RECEIVER",
+    "STREAMING",
+    "WAITING",
+    "Answer",
+    "AnswerSide",
+    "not_streaming",
+    "not_waiting",
+]
 
 
 class Answer(enum.Enum):
@@ -49,3 +64,57 @@ class _NoReceiver:
 
 
 NO_RECEIVER: Final = _NoReceiver()
+
+
+class _HasTLS(Protocol):
+    @property
+    def tls(self) -> ConnectionTLS | None: ...
+
+
+class AnswerSide(Request):
+    """What the HTTP/1.1 and the HTTP/2 exchange tell their adapter alike, from the state of
+    the answer. No fields and no slots of its own: each exchange is a slotted dataclass that
+    declares `_answer` and `conn`."""
+
+    __slots__ = ()
+    _answer: Answer
+    conn: _HasTLS
+
+    @property
+    def tls(self) -> dict[str, Any] | None:
+        """The ASGI TLS extension's dict for this request's connection; None when the
+        connection is not TLS (asgi/http.py asks only for an `https` request)."""
+        tls = self.conn.tls
+        return None if tls is None else tls.extension()
+
+    @property
+    def disconnected(self) -> bool:
+        return self._answer is CUT
+
+    @property
+    def response_started(self) -> bool:
+        return self._answer is not WAITING
+
+    @property
+    def complete(self) -> bool:
+        return self._answer is DONE or self._answer is CUT
+
+
+# What an exchange raises when the app sends out of turn. The callers test the state
+# inline (`if answer is not WAITING`), the common case, and call these only to say why.
+
+
+def not_waiting(answer: Answer, gone: str) -> Exception:
+    """A response head, or a refusal, once the answer has begun (or was cut: `gone`)."""
+    if answer is CUT:
+        return ClientDisconnected(gone)
+    return ResponseError("the response was already started")
+
+
+def not_streaming(answer: Answer, gone: str, what: str = "body") -> Exception:
+    """Body or trailers (`what`) outside a response in progress."""
+    if answer is CUT:
+        return ClientDisconnected(gone)
+    if answer is WAITING:
+        return ResponseError(f"{what} sent before the response head")
+    return ResponseError(f"{what} sent after the response was complete")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from rootserve.protocol._trailers import check_trailers, end_with_trailers
-from rootserve.protocol.events import Headers, Request
+from rootserve.protocol.events import Headers
 from rootserve.protocol.exchange import (
     Address,
     ByteStream,
@@ -48,11 +48,16 @@ from rootserve.server._answer import (
     STREAMING,
     WAITING,
     Answer,
+    AnswerSide,
+    not_streaming,
+    not_waiting,
 )
 from rootserve.server.state import ServerState
 from rootserve.server.tls import ConnectionTLS
 
 __all__ = ["HTTP11Exchange"]
+
+_GONE: Final = "the client closed the connection"  # what ClientDisconnected says here
 
 
 class Connection(ByteStream, Protocol):
@@ -94,7 +99,7 @@ _JOIN_MAX: Final = 16 * 1024
 
 
 @dataclass(slots=True, eq=False)
-class HTTP11Exchange(Request):
+class HTTP11Exchange(AnswerSide):
     """One request on an HTTP/1.1 connection (see the module's docstring). It is the
     `Request` event itself, which the protocol makes of this class (`request_class`), with
     the answer's side added: one object per request, not two. (Measured: a Python object
@@ -154,25 +159,6 @@ class HTTP11Exchange(Request):
     # -- the adapter's side --------------------------------------------------------------
 
     @property
-    def tls(self) -> dict[str, Any] | None:
-        """The ASGI TLS extension's dict for this request's connection; None when the
-        connection is not TLS (asgi/http.py asks only for an `https` request)."""
-        tls = self.conn.tls
-        return None if tls is None else tls.extension()
-
-    @property
-    def disconnected(self) -> bool:
-        return self._answer is CUT
-
-    @property
-    def response_started(self) -> bool:
-        return self._answer is not WAITING
-
-    @property
-    def complete(self) -> bool:
-        return self._answer is DONE or self._answer is CUT
-
-    @property
     def write_paused(self) -> bool:
         return self.conn.write_paused
 
@@ -197,9 +183,7 @@ class HTTP11Exchange(Request):
     ) -> None:
         answer = self._answer
         if answer is not WAITING:
-            if answer is CUT:
-                raise ClientDisconnected("the client closed the connection")
-            raise ResponseError("the response was already started")
+            raise not_waiting(answer, _GONE)
         conn = self.conn
         proto = conn.proto
         if (self.awaiting_continue and not self.request_complete) or conn.upgrade is self:
@@ -246,11 +230,7 @@ class HTTP11Exchange(Request):
     def send_body(self, data: bytes, end: bool) -> None:
         answer = self._answer
         if answer is not STREAMING:
-            if answer is CUT:
-                raise ClientDisconnected("the client closed the connection")
-            if answer is WAITING:
-                raise ResponseError("body sent before the response head")
-            raise ResponseError("body sent after the response was complete")
+            raise not_streaming(answer, _GONE)
         conn = self.conn
         proto = conn.proto
         try:
@@ -369,9 +349,7 @@ class HTTP11Exchange(Request):
         # protocol/exchange.py).
         answer = self._answer
         if answer is not STREAMING:
-            if answer is CUT:
-                raise ClientDisconnected("the client closed the connection")
-            raise ResponseError("trailers sent outside a response in progress")
+            raise not_streaming(answer, _GONE, "trailers")
         try:
             fields = check_trailers(headers)
         except LocalProtocolError as exc:

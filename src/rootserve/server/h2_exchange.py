@@ -27,15 +27,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from rootserve.protocol._send import error_body
 from rootserve.protocol._trailers import check_trailers
-from rootserve.protocol.events import Headers, Request
+from rootserve.protocol.events import Headers
 from rootserve.protocol.exchange import (
     Address,
     ByteStream,
-    ClientDisconnected,
     Receiver,
     ResponseError,
     Upgraded,
@@ -50,11 +49,16 @@ from rootserve.server._answer import (
     STREAMING,
     WAITING,
     Answer,
+    AnswerSide,
+    not_streaming,
+    not_waiting,
 )
 from rootserve.server.state import ServerState
 from rootserve.server.tls import ConnectionTLS
 
 __all__ = ["H2Exchange"]
+
+_GONE: Final = "the client reset the stream"  # what ClientDisconnected says here
 
 
 class Connection(Protocol):
@@ -77,7 +81,7 @@ class Connection(Protocol):
 
 
 @dataclass(slots=True, eq=False)
-class H2Exchange(Request):
+class H2Exchange(AnswerSide):
     """One request on an HTTP/2 stream (see the module's docstring): the `Request` the
     protocol makes, with the answer's side added."""
 
@@ -160,23 +164,6 @@ class H2Exchange(Request):
     # -- the adapter's side --------------------------------------------------------------
 
     @property
-    def tls(self) -> dict[str, Any] | None:
-        tls = self.conn.tls
-        return None if tls is None else tls.extension()
-
-    @property
-    def disconnected(self) -> bool:
-        return self._answer is CUT
-
-    @property
-    def response_started(self) -> bool:
-        return self._answer is not WAITING
-
-    @property
-    def complete(self) -> bool:
-        return self._answer is DONE or self._answer is CUT
-
-    @property
     def write_paused(self) -> bool:
         return self.conn.write_paused or self.conn.proto.send_paused(self.stream_id)
 
@@ -214,9 +201,7 @@ class H2Exchange(Request):
     ) -> None:
         answer = self._answer
         if answer is not WAITING:
-            if answer is CUT:
-                raise ClientDisconnected("the client reset the stream")
-            raise ResponseError("the response was already started")
+            raise not_waiting(answer, _GONE)
         try:
             self.conn.proto.send_response(self.stream_id, status, headers, body, end)
         except TypeError as exc:  # names or values that are not bytes
@@ -235,11 +220,7 @@ class H2Exchange(Request):
     def send_body(self, data: bytes, end: bool) -> None:
         answer = self._answer
         if answer is not STREAMING:
-            if answer is CUT:
-                raise ClientDisconnected("the client reset the stream")
-            if answer is WAITING:
-                raise ResponseError("body sent before the response head")
-            raise ResponseError("body sent after the response was complete")
+            raise not_streaming(answer, _GONE)
         try:
             self.conn.proto.send_data(self.stream_id, data, end)
         except LocalProtocolError as exc:
@@ -257,9 +238,7 @@ class H2Exchange(Request):
     def send_trailers(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
         answer = self._answer
         if answer is not STREAMING:
-            if answer is CUT:
-                raise ClientDisconnected("the client reset the stream")
-            raise ResponseError("trailers sent outside a response in progress")
+            raise not_streaming(answer, _GONE, "trailers")
         try:
             fields = check_trailers(headers)
         except LocalProtocolError as exc:
