@@ -356,20 +356,7 @@ class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
             # no deadline (timeouts() in state.py).
             self.at = BUSY
             self.deadline = NO_DEADLINE
-        running = state.running
-        if state.limit_concurrency and len(running) >= state.limit_concurrency:
-            # Over the limit: answer 503 without calling the app (RFC 9110 15.6.4).
-            exchange.refuse(503, "server at its concurrency limit", [])
-            return
-        running.add(exchange)
-        state.requests += 1
-        try:
-            runner.start(exchange)
-        except BaseException:
-            running.discard(exchange)  # nothing will run it: it must not hold up a stop
-            if not running:
-                running.removed()
-            raise
+        state.start(runner, exchange)
 
     def _start_next(self) -> None:
         item = self.pipeline.popleft()

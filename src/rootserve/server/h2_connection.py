@@ -286,20 +286,7 @@ class H2Connection(asyncio.Protocol):
         self.exchanges[stream_id] = exchange
         runner = state.runner
         runner.attach(exchange)
-        running = state.running
-        if state.limit_concurrency and len(running) >= state.limit_concurrency:
-            # Over the limit: answer 503 without calling the app (RFC 9110 15.6.4).
-            exchange.refuse(503, "server at its concurrency limit", [])
-            return
-        running.add(exchange)
-        state.requests += 1
-        try:
-            runner.start(exchange)
-        except BaseException:
-            running.discard(exchange)  # nothing will run it: it must not hold up a stop
-            if not running:
-                running.removed()
-            raise
+        state.start(runner, exchange)
 
     def _on_reset(self, event: StreamReset) -> None:
         exchange = self.exchanges.pop(event.stream_id, None)

@@ -152,6 +152,24 @@ class ServerState:
         values.update(overrides)
         return cls(**values)
 
+    def start(self, runner: Runner, exchange: Exchange) -> None:
+        """A request's turn, on a connection of either protocol: over --limit-concurrency
+        it is answered 503 without calling the app (RFC 9110 section 15.6.4); otherwise it
+        is counted as running (a graceful stop waits for it) and its runner calls the app."""
+        running = self.running
+        if self.limit_concurrency and len(running) >= self.limit_concurrency:
+            exchange.refuse(503, "server at its concurrency limit", [])
+            return
+        running.add(exchange)
+        self.requests += 1
+        try:
+            runner.start(exchange)
+        except BaseException:
+            running.discard(exchange)  # nothing will run it: it must not hold up a stop
+            if not running:
+                running.removed()
+            raise
+
     def log_bad_request(self, client: tuple[str, int] | None, event: BadRequest) -> None:
         who = f"{client[0]}:{client[1]}" if client else "-"
         logger.info("%s - rejected: %d %s", who, event.status, printable(event.reason))
