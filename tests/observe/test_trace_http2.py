@@ -55,3 +55,32 @@ def test_an_http11_block_has_no_stream() -> None:
         raw_request(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     [block] = map(json.loads, blocks)
     assert "stream" not in block and block["type"] == "http"
+
+
+def wsgi_hello(environ: dict[str, object], start_response: object) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])  # type: ignore[operator]
+    stream = environ.get("rootserve.http2")
+    return [f"stream {stream['stream_id'] if isinstance(stream, dict) else '-'}".encode()]
+
+
+def test_a_wsgi_block_names_its_stream_too() -> None:
+    blocks: list[str] = []
+    tracer = Tracer(sink=blocks.append)
+    with h2_server(tracer.wrap(wsgi_hello, "wsgi"), "wsgi") as server:
+        get_on_streams(server.port, "/w", (3,))
+    [block] = blocks
+    head = block.splitlines()[0]
+    assert head.startswith("── wsgi · GET /w · id golden-h2-3") and head.endswith(" · h2 stream 3")
+
+
+def test_the_wsgi_environ_has_the_stream_over_http2_only() -> None:
+    with h2_server(wsgi_hello, "wsgi", detect=True) as server:  # HTTP/1.1 and HTTP/2
+        sock, conn = raw_client(server.port)
+        with sock:
+            conn.send_headers(5, request_headers(server.port, "/s"), end_stream=True)
+            sock.sendall(conn.data_to_send())
+            events = read_until(sock, conn, h2.events.StreamEnded)
+        body = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+        assert body == b"stream 5"
+        http11 = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        assert raw_request(server.port, http11).endswith(b"stream -")

@@ -17,7 +17,8 @@ setting does not exist, which is how tracing that is off costs nothing (`make be
 measures it).
 
 The head line of an HTTP/2 request's block names its stream (`h2 stream 3`), and a JSON
-block has it as `stream`: the scope's `rootserve.http2` extension says which.
+block has it as `stream`: the scope's `rootserve.http2` extension says which (for a WSGI
+app, the environ key of that name).
 
 A WSGI app mounted inside an ASGI app (`rootserve.wsgi.mount.WSGIMount`) is shown inside
 the ASGI request's block: the ASGI wrapper leaves its block in a context variable, which the
@@ -220,13 +221,18 @@ def _asgi_block(tracer: Tracer, scope: Scope) -> Block:
     else:
         what = fields["path"]
     head = f"asgi {kind} · {what} · id {fields['id']}"
-    # An HTTP/2 request: its stream, which tells apart the blocks of requests that ran
-    # side by side on one connection (the block's every message is that stream's).
-    stream = (scope.get("extensions") or {}).get(STREAM_EXTENSION)
-    if isinstance(stream, dict) and type(stream.get("stream_id")) is int:
-        fields["stream"] = stream["stream_id"]
-        head += f" · h2 stream {fields['stream']}"
+    head += _stream(fields, (scope.get("extensions") or {}).get(STREAM_EXTENSION))
     return Block(tracer, fields, head, "scope", shown)
+
+
+def _stream(fields: dict[str, Any], extension: Any) -> str:
+    """An HTTP/2 request's stream (the scope's extension, or the environ key of that name),
+    which tells apart the blocks of requests that ran side by side on one connection (the
+    block's every message is that stream's): put in `fields`, and said in the head line."""
+    if isinstance(extension, dict) and type(extension.get("stream_id")) is int:
+        fields["stream"] = extension["stream_id"]
+        return f" · h2 stream {fields['stream']}"
+    return ""
 
 
 # -- WSGI ----------------------------------------------------------------------------------
@@ -253,5 +259,6 @@ class _TracedWSGI:
             "path": printable(path),
         }
         head = f"wsgi · {method} {fields['path']} · id {fields['id']}"
+        head += _stream(fields, environ.get(STREAM_EXTENSION))
         block = Block(self.tracer, fields, head, "environ", environ_snapshot(environ))
         return traced_wsgi_call(self.app, environ, start_response, block, nested=False)

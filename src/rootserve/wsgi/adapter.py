@@ -23,7 +23,13 @@ from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from rootserve.observe.access import printable
-from rootserve.protocol.exchange import ClientDisconnected, Exchange, ResponseError
+from rootserve.protocol.exchange import (
+    STREAM_EXTENSION,
+    ClientDisconnected,
+    Exchange,
+    ResponseError,
+    stream_id,
+)
 from rootserve.types import WSGIApp, WSGIEnviron
 from rootserve.units import KIB
 from rootserve.wsgi.call import FileWrapper, WSGICall
@@ -261,6 +267,10 @@ class WSGICycle:
         )
         if exchange.root_path is not None:  # a trusted proxy's prefix
             environ["SCRIPT_NAME"] = exchange.root_path
+        if exchange.http_version == "2":
+            # The stream it came on, under the name and in the shape of the ASGI scope's
+            # extension (a server's own environ key carries its name, PEP 3333).
+            environ[STREAM_EXTENSION] = {"stream_id": stream_id(exchange)}
         WSGICall(self).run(runner.app, environ)
 
     def hand_whole(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
