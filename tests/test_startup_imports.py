@@ -31,6 +31,10 @@ OPTIONAL = [
     "hyperframe",
     "rootserve.protocol.http2",
     "rootserve.server.h2_connection",
+    "websockets",  # the first WebSocket handshake (server/assembly.py WebSocketOnFirstUse)
+    "rootserve.asgi.websocket",
+    "rootserve.asgi._websocket_session",
+    "importlib.metadata",  # (websockets imports it)
 ]
 
 SCRIPT = """

@@ -31,6 +31,7 @@ from websockets.frames import BINARY, CLOSE, CONT, PONG, TEXT, Frame, Opcode
 from websockets.protocol import OPEN, SEND_EOF
 from websockets.typing import BytesLike
 
+from rootserve.asgi._websocket_close import CLOSE_TIMEOUT
 from rootserve.asgi._websocket_protocol import FIN_TEXT, WebSocketProtocol, plain_frame
 from rootserve.config import Config, default
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected
@@ -46,7 +47,6 @@ __all__ = [
     "WebSocketSession",
 ]
 
-CLOSE_TIMEOUT: Final = 10.0  # seconds to wait for the peer's close frame after ours
 # Close codes, RFC 6455 section 7.4.1.
 NORMAL: Final = 1000
 GOING_AWAY: Final = 1001  # the server is going down

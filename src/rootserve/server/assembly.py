@@ -13,12 +13,13 @@ PROXY header first with --proxy-protocol.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from rootserve.asgi.http import ASGIRunner
-from rootserve.asgi.websocket import WebSocketRunner, WSConfig
 from rootserve.config import Config
 from rootserve.protocol._h2_limits import H2Limits
+from rootserve.protocol.exchange import Exchange
 from rootserve.server.connection import Connection
 from rootserve.server.h2_detect import HTTP2Connection, HTTP2OnlyConnection
 from rootserve.server.state import Runner, ServerState
@@ -27,7 +28,7 @@ from rootserve.server.state import Runner, ServerState
 # imported in the functions below when it is on: a plain start skips their modules (a
 # tenth of the import time, python -X importtime; tests/test_startup_imports.py).
 
-__all__ = ["MeteredConnection", "build_runners", "connection_class"]
+__all__ = ["MeteredConnection", "WebSocketOnFirstUse", "build_runners", "connection_class"]
 
 
 class MeteredConnection(Connection):
@@ -37,6 +38,35 @@ class MeteredConnection(Connection):
     def data_received(self, data: bytes) -> None:
         self.state.received += len(data)
         super().data_received(data)
+
+
+class WebSocketOnFirstUse:
+    """The WebSocket runner, made at the first handshake: the websockets library and the
+    session code are imported then, not at start. They were a fifth of the import time of
+    a plain start (python -X importtime: about 40 ms, with the importlib.metadata that
+    websockets imports); an app that takes no WebSocket never pays it, and the first
+    handshake of each worker pays it once."""
+
+    __slots__ = ("_make", "_runner")
+
+    def __init__(self, make: Callable[[], Runner]) -> None:
+        self._make = make
+        self._runner: Runner | None = None
+
+    def _made(self) -> Runner:
+        if self._runner is None:
+            self._runner = self._make()
+        return self._runner
+
+    def attach(self, exchange: Exchange) -> None:
+        self._made().attach(exchange)
+
+    def start(self, exchange: Exchange) -> None:
+        self._made().start(exchange)
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.aclose()
 
 
 def build_runners(
@@ -61,13 +91,19 @@ def build_runners(
         runner = ASGIRunner(app, root_path=root_path, state=lifespan_state, loop=loop)
     websocket: Runner | None = None
     if interface != "wsgi" and config.ws != "off":
-        websocket = WebSocketRunner(
-            app,
-            root_path=root_path,
-            state=lifespan_state,
-            loop=loop,
-            config=WSConfig.from_config(config),
-        )
+
+        def make_websocket() -> Runner:
+            from rootserve.asgi.websocket import WebSocketRunner, WSConfig
+
+            return WebSocketRunner(
+                app,
+                root_path=root_path,
+                state=lifespan_state,
+                loop=loop,
+                config=WSConfig.from_config(config),
+            )
+
+        websocket = WebSocketOnFirstUse(make_websocket)
     if config.static:  # (cli.py checked the values)
         from rootserve.server.static import StaticRunner, parse_static
 

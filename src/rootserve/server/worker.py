@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from rootserve.asgi._websocket_session import CLOSE_TIMEOUT
+from rootserve.asgi._websocket_close import CLOSE_TIMEOUT
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
