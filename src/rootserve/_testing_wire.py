@@ -15,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rootserve.server.connection import Connection
 
 __all__ = ["MemoryTransport", "Response", "ResponseReader"]
 
@@ -120,7 +123,7 @@ class MemoryTransport(asyncio.Transport):
         self.wake = wake
         self.server = server
         self.closed = False
-        self.protocol: asyncio.Protocol | None = None
+        self.protocol: Connection | None = None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname":

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import httptools
 
-from rootserve.protocol._refuse import _Reject
+from rootserve.protocol._refuse import RefuseSide, _Reject
 from rootserve.protocol.events import END_OF_MESSAGE, Data, Event, Request
 from rootserve.protocol.rules import CHUNK_LINE
 
@@ -231,28 +231,34 @@ class _Resumed:
         self.conn.on_message_complete()
 
 
-class ChunkedSide:
-    """The chunked-body part of HTTP11Connection (which sets these attributes up)."""
+class ChunkedSide(RefuseSide):
+    """The chunked-body layer of HTTP11Connection, over the refusing layer."""
 
     _max_body: int
-    _events: list[Event]
-    _data: bytes
     _parser: httptools.HttpRequestParser
-    _since_idle: bytes | None
     _carry: bytes
     _pre_feed: Callable[[bytes], bytes] | None
     _chunks: _ChunkedBody | None
     _mark: _Mark | None
-    _reject: _Reject | None
 
-    if TYPE_CHECKING:
+    # The httptools callbacks of the layers above, which override these (see SwitchSide).
+    def on_message_begin(self) -> None:
+        raise NotImplementedError
 
-        def on_message_begin(self) -> None: ...
-        def on_url(self, piece: bytes) -> None: ...
-        def on_header(self, name: bytes, value: bytes) -> None: ...
-        def on_headers_complete(self) -> None: ...
-        def on_body(self, body: bytes) -> None: ...
-        def on_message_complete(self) -> None: ...
+    def on_url(self, piece: bytes) -> None:
+        raise NotImplementedError
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        raise NotImplementedError
+
+    def on_headers_complete(self) -> None:
+        raise NotImplementedError
+
+    def on_body(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    def on_message_complete(self) -> None:
+        raise NotImplementedError
 
     def _begin_chunked(self) -> None:
         start = self._head_end()

@@ -1,4 +1,4 @@
-"""The request head, a part of `HTTP11Connection`: llhttp's callbacks, up to a `Request`.
+"""The request head, a layer of `HTTP11Connection`: llhttp's callbacks, up to a `Request`.
 
 llhttp enforces most of RFC 9112's message grammar (bare CR or LF, obs-fold, whitespace
 before a colon, control bytes, Content-Length with Transfer-Encoding, duplicate or malformed
@@ -20,12 +20,10 @@ are gathered apart (`_rare`) and looked at only when a request has them.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import Final
 
-import httptools
-
-from rootserve.protocol.events import Event, Headers, Request
+from rootserve.protocol._chunked import ChunkedSide
+from rootserve.protocol.events import Headers, Request
 from rootserve.protocol.rules import HOST
 
 __all__ = ["HeadSide"]
@@ -76,36 +74,23 @@ def _names_switchable(upgrade: bytes) -> bool:
     return _SWITCHABLE in _list_members(upgrade)
 
 
-class HeadSide:
-    """The request-head part of HTTP11Connection (which sets these attributes up)."""
+class HeadSide(ChunkedSide):
+    """The request-head layer of HTTP11Connection, over the chunked-body layer."""
 
     _request_class: type[Request]
-    _max_url: int
     _max_header_bytes: int
     _max_header_count: int
-    _max_body: int
-    _parser: httptools.HttpRequestParser
-    _events: list[Event]
     _idle: bool
-    _since_idle: bytes | None
     _raw: int
-    _data: bytes
     _fresh: bool
     _upgrade_length: int
     head_in_progress: bool
-    upgrade_request: Request | None
     _host_checked: bytes
     _url: bytes
     _headers: Headers
     _header_bytes: int
     _host: bytes | None
     _rare: dict[bytes, bytes] | None
-    _requests: deque[Request]
-
-    if TYPE_CHECKING:
-
-        def _refuse(self, status: int, reason: str) -> NoReturn: ...
-        def _begin_chunked(self) -> None: ...
 
     # httptools callbacks (called from inside feed_data)
 

@@ -29,15 +29,15 @@ for any other BadRequest. After a request, the preface is only a bad request.
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
 import httptools
 
 from rootserve.protocol._h2_frames import sniff_preface
-from rootserve.protocol._states import RECEIVE_DONE, RECEIVE_ERROR, SNIFF_METHOD, Receive
-from rootserve.protocol.events import BadRequest, Event, Request
+from rootserve.protocol._states import RECEIVE_DONE, RECEIVE_ERROR, SNIFF_METHOD
+from rootserve.protocol._switch import SwitchSide
+from rootserve.protocol.events import BadRequest, Event
 from rootserve.protocol.rules import REQUEST_LINE_START, TCHAR
 
 __all__ = ["NO_HTTP2", "PrefaceReceived", "RefuseSide"]
@@ -80,10 +80,9 @@ _RUNS: Final[dict[str | None, re.Pattern[bytes]]] = {
 }
 
 
-class RefuseSide:
-    """The refusing part of HTTP11Connection (which sets these attributes up)."""
+class RefuseSide(SwitchSide):
+    """The refusing layer of HTTP11Connection, over the protocol-switching layer."""
 
-    _state: Receive
     _events: list[Event]
     _reject: _Reject | None
     _since_idle: bytes | None
@@ -92,8 +91,6 @@ class RefuseSide:
     _sniff_run: re.Pattern[bytes] | None
     _max_url: int
     _data: bytes
-    _requests: deque[Request]
-    response_keep_alive: bool
 
     def _fail(self, status: int, reason: str) -> list[Event]:
         self._state = RECEIVE_ERROR

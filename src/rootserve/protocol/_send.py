@@ -150,7 +150,10 @@ def check_field(name: bytes, value: bytes) -> int:
 
 
 class SendSide:
-    """The send half of HTTP11Connection (which sets these attributes up)."""
+    """The send layer of HTTP11Connection, the first of its layers (SendSide, SwitchSide,
+    RefuseSide, ChunkedSide, HeadSide, each a subclass of the one before): one chain, as
+    mypyc compiles classes, each declaring the attributes it is the first to use.
+    HTTP11Connection's __init__ sets them all up."""
 
     _state: Receive
     _server_line: bytes

@@ -8,12 +8,11 @@ connection closes), or goes on with HTTP (`resume_after_upgrade`).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from rootserve.protocol._send import check_field, date_header, error_response
-from rootserve.protocol._states import RECEIVE_OPEN, SWITCHED, UPGRADE, Receive
+from rootserve.protocol._send import SendSide, check_field, date_header, error_response
+from rootserve.protocol._states import RECEIVE_OPEN, SWITCHED, UPGRADE
 from rootserve.protocol.events import ConnectionClosed, Event, Headers, Request
 from rootserve.protocol.rules import LocalProtocolError
 
@@ -22,22 +21,17 @@ __all__ = ["SwitchSide"]
 _SWITCHING_LINE: Final = b"HTTP/1.1 101 Switching Protocols\r\n"
 
 
-class SwitchSide:
-    """The protocol-switching half of HTTP11Connection (which sets these attributes up)."""
+class SwitchSide(SendSide):
+    """The protocol-switching layer of HTTP11Connection, over the send layer."""
 
-    _state: Receive
-    _requests: deque[Request]
-    _started: bool
-    _server_line: bytes
-    _add_date: bool
     _held: bytes
     _held_eof: bool
     upgrade_request: Request | None
 
-    if TYPE_CHECKING:
-
-        def receive_data(self, data: bytes) -> list[Event]: ...
-        def abandon(self) -> None: ...
+    # HTTP11Connection's own, which overrides it (a layer calls up only through a method
+    # it declares: mypyc, which compiles these modules, needs each one defined).
+    def receive_data(self, data: bytes) -> list[Event]:
+        raise NotImplementedError
 
     @property
     def held_bytes(self) -> int:

@@ -27,9 +27,12 @@ __all__ = [
 Headers = list[tuple[bytes, bytes]]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Request:
     """A request head. Header names are lower-cased, values stripped of surrounding OWS.
+
+    Equal only to itself: two identical pipelined requests are two requests, and the
+    server keeps each exchange (a subclass, server/exchange.py) in a set while it runs.
 
     `path` and `query` are raw bytes of the target (for an absolute-form target, its path
     and query; the `host` header then holds the target's authority, RFC 9112 section 3.2.2).

@@ -10,8 +10,10 @@ other than chunked, expectations, and the size limits. A request that breaks a r
 receive side with `BadRequest(status, reason)`: the server answers it and closes, and the app
 never sees that request (requests before it in a pipeline are answered first, in order).
 
-The connection is one object made of parts, a module each. This one holds the state and the
-feed loop; `_head.py` has the callbacks that read a request head and make its checks;
+The connection is one object made of layers, a module each, each layer a subclass of the
+one below it (`_send.py` at the bottom, then `_switch.py`, `_refuse.py`, `_chunked.py`,
+`_head.py`): one chain, which mypyc can compile. This module holds the state and the feed
+loop; `_head.py` has the callbacks that read a request head and make its checks;
 `_chunked.py` reads a chunked body's framing alongside llhttp, which reports neither chunk
 sizes nor extensions, and takes over a body llhttp misframes (`chunked<HTAB>`); `_refuse.py`
 ends the receive side on a refusal, and reads the rest of a request line whose method llhttp
@@ -39,10 +41,10 @@ from typing import Final
 
 import httptools
 
-from rootserve.protocol._chunked import _TE_REFUSED, ChunkedSide, _ChunkedBody, _Mark
+from rootserve.protocol._chunked import _TE_REFUSED, _ChunkedBody, _Mark
 from rootserve.protocol._head import HeadSide
-from rootserve.protocol._refuse import RefuseSide, _Reject
-from rootserve.protocol._send import SendSide, error_response
+from rootserve.protocol._refuse import _Reject
+from rootserve.protocol._send import error_response
 from rootserve.protocol._states import (
     NO_BODY,
     RECEIVE_CLOSED,
@@ -52,7 +54,6 @@ from rootserve.protocol._states import (
     SWITCHED,
     UPGRADE,
 )
-from rootserve.protocol._switch import SwitchSide
 from rootserve.protocol.events import (
     END_OF_MESSAGE,
     ConnectionClosed,
@@ -69,7 +70,7 @@ __all__ = ["HTTP11Connection", "error_response"]
 _REPLAY_MAX_BYTES: Final = 16 * KIB
 
 
-class HTTP11Connection(HeadSide, ChunkedSide, RefuseSide, SendSide, SwitchSide):
+class HTTP11Connection(HeadSide):
     """One server-side HTTP/1.1 connection, without I/O.
 
     Feed received bytes to `receive_data` (b"" for EOF) and act on the events it returns;

@@ -5,7 +5,7 @@ apply the same rules to them."""
 from __future__ import annotations
 
 import enum
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from rootserve.protocol.events import Request
 from rootserve.protocol.exchange import ClientDisconnected, ResponseError
@@ -66,25 +66,23 @@ class _NoReceiver:
 NO_RECEIVER: Final = _NoReceiver()
 
 
-class _HasTLS(Protocol):
-    @property
-    def tls(self) -> ConnectionTLS | None: ...
-
-
 class AnswerSide(Request):
     """What the HTTP/1.1 and the HTTP/2 exchange tell their adapter alike, from the state of
     the answer. No fields and no slots of its own: each exchange is a slotted dataclass that
-    declares `_answer` and `conn`."""
+    declares `_answer` and `conn` (a connection of its own kind, so not declared here)."""
 
     __slots__ = ()
     _answer: Answer
-    conn: _HasTLS
+
+    def _connection_tls(self) -> ConnectionTLS | None:
+        """Each exchange's: its connection's TLS facts."""
+        raise NotImplementedError
 
     @property
     def tls(self) -> dict[str, Any] | None:
         """The ASGI TLS extension's dict for this request's connection; None when the
         connection is not TLS (asgi/http.py asks only for an `https` request)."""
-        tls = self.conn.tls
+        tls = self._connection_tls()
         return None if tls is None else tls.extension()
 
     @property

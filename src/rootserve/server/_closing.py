@@ -1,5 +1,5 @@
 """How a connection ends: refusals (a request that broke a rule, or ran out of time),
-lingering after a closing answer, closing, aborting, and the graceful stop. A part of
+lingering after a closing answer, closing, aborting, and the graceful stop. A layer of
 `Connection` (connection.py), which holds the state.
 """
 
@@ -9,13 +9,14 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from rootserve.protocol.events import BadRequest
 from rootserve.protocol.exchange import Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.server.exchange import HTTP11Exchange
 from rootserve.server.state import CLOSED, HEAD, LINGER, NO_DEADLINE, ConnState, ServerState
+from rootserve.server.tls import ConnectionTLS
 from rootserve.units import MIB
 
 __all__ = ["ClosingSide"]
@@ -24,7 +25,9 @@ LINGER_MAX_BYTES: Final = 4 * MIB
 
 
 class ClosingSide:
-    """The ending half of Connection (which sets these attributes up)."""
+    """The ending layer of Connection, the first of its layers (ClosingSide, DeadlineSide,
+    each a subclass of the one before): one chain, as mypyc compiles classes. Connection's
+    __init__ sets these attributes up."""
 
     state: ServerState
     proto: HTTP11Connection
@@ -41,13 +44,15 @@ class ClosingSide:
     _eof: bool
     _lingered: int
     upgrade: HTTP11Exchange | None
-    tls: Any  # server/tls.py ConnectionTLS, or None on plain HTTP
+    tls: ConnectionTLS | None  # None on plain HTTP
 
-    if TYPE_CHECKING:
-        # Connection's own (declared here for mypy only: a real method here would shadow
-        # the one in the class that defines it, earlier in the MRO).
-        def write(self, data: bytes) -> None: ...
-        def enter(self, new: ConnState) -> None: ...
+    # The layers above override these (a layer calls up only through a method it
+    # declares: mypyc needs each one defined): Connection's, then DeadlineSide's.
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def enter(self, new: ConnState) -> None:
+        raise NotImplementedError
 
     def eof_received(self) -> bool:
         self._on_eof()

@@ -1,15 +1,15 @@
 """A connection's states and deadlines: the moves between states (checked against the
 table in state.py), the state the facts call for, the body's minimum rate, and what
-happens when a deadline passes. A part of `Connection` (connection.py), which holds the
+happens when a deadline passes. A layer of `Connection` (connection.py), which holds the
 state; the reaper (worker.py) calls `on_deadline` once `deadline` has passed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rootserve.protocol.events import BadRequest
-from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.server._closing import ClosingSide
 from rootserve.server.exchange import HTTP11Exchange
 from rootserve.server.state import (
     BODY,
@@ -20,7 +20,6 @@ from rootserve.server.state import (
     NEXT,
     NO_DEADLINE,
     ConnState,
-    ServerState,
 )
 
 __all__ = ["DeadlineSide"]
@@ -29,24 +28,8 @@ _BODY_TIMEOUT: Final = BadRequest(408, "request body not received in time")
 _HEAD_TIMEOUT: Final = "request headers not received in time"
 
 
-class DeadlineSide:
-    """The timing half of Connection (which sets these attributes up)."""
-
-    state: ServerState
-    proto: HTTP11Connection
-    current: HTTP11Exchange | None
-    receiving: HTTP11Exchange | None
-    at: ConnState
-    deadline: float
-    _read_paused: bool
-
-    if TYPE_CHECKING:
-        # Connection's own (declared here for mypy only: a real method here would shadow
-        # the one in the class that defines it, earlier in the MRO).
-        def write(self, data: bytes) -> None: ...
-        def close(self) -> None: ...
-        def _linger(self) -> None: ...
-        def _on_bad_request(self, event: BadRequest) -> None: ...
+class DeadlineSide(ClosingSide):
+    """The timing layer of Connection, over the ending layer (_closing.py)."""
 
     def enter(self, new: ConnState) -> None:
         """Move to `new` (checked against the table in state.py) and set its deadline."""

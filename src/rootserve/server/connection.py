@@ -43,7 +43,6 @@ from rootserve.protocol.events import (
 )
 from rootserve.protocol.exchange import ByteStream, Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
-from rootserve.server._closing import ClosingSide
 from rootserve.server._deadlines import DeadlineSide
 from rootserve.server.exchange import HTTP11Exchange
 from rootserve.server.state import (
@@ -68,7 +67,7 @@ WRITE_HIGH_WATER: Final = 64 * KIB
 MAX_HELD_BYTES: Final = 64 * KIB  # received after a WebSocket handshake, before its answer
 
 
-class Connection(DeadlineSide, ClosingSide, asyncio.Protocol):
+class Connection(DeadlineSide):
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.proto = HTTP11Connection(

@@ -127,10 +127,9 @@ class HTTP11Exchange(AnswerSide):
     # field of each exchange, so that proxy headers can change it per request.
     scheme: str = "http"
     root_path: str | None = None  # a trusted proxy's prefix (server/proxied.py)
-    # Identity, not Request's field-by-field equality: two identical pipelined requests are
-    # two exchanges (`pipeline.remove`, `in`), and an exchange is kept in the running set.
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__
+
+    def _connection_tls(self) -> ConnectionTLS | None:
+        return self.conn.tls
 
     def bind(self, conn: Connection) -> None:
         """The connection takes this request (for tests and the rare paths; the common

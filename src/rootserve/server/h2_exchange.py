@@ -104,8 +104,9 @@ class H2Exchange(AnswerSide):
     _reading_paused: bool = False
     _unacked: int = 0  # flow-controlled bytes fed while reading was paused
     _drain: asyncio.Future[None] | None = None
-    __eq__ = object.__eq__
-    __hash__ = object.__hash__
+
+    def _connection_tls(self) -> ConnectionTLS | None:
+        return self.conn.tls
 
     def bind(
         self, conn: Connection, stream_id: int, server: Address | None, client: Address | None

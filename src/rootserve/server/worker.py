@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from rootserve.asgi._websocket_close import CLOSE_TIMEOUT
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
@@ -172,15 +172,19 @@ class Server:
         if self._tls is not None:
             # The handshake comes before the request's head: it gets the header's time.
             tls = {"ssl": self._tls, "ssl_handshake_timeout": config.timeout_header or None}
+
+        def connect() -> asyncio.BaseProtocol:
+            # An asyncio protocol by its methods, not by its class: mypyc compiles Connection
+            # as a native class, which cannot derive from asyncio.Protocol's Python class.
+            return cast(asyncio.BaseProtocol, Connection(state))
+
         for sock in self.sockets:
             if sock.family == socket.AF_UNIX:
                 srv = await loop.create_unix_server(
-                    lambda: Connection(state), sock=sock, backlog=config.backlog, **tls
+                    connect, sock=sock, backlog=config.backlog, **tls
                 )
             else:
-                srv = await loop.create_server(
-                    lambda: Connection(state), sock=sock, backlog=config.backlog, **tls
-                )
+                srv = await loop.create_server(connect, sock=sock, backlog=config.backlog, **tls)
             servers.append(srv)
             self.addresses.append(describe(sock, tls=bool(tls)))
         self._install_signal_handlers(loop)
