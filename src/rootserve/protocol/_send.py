@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from email.utils import formatdate
 from time import time as _now
-from typing import Final
+from typing import Any, Final
 
 from rootserve.protocol._states import (
     CHUNKED,
@@ -178,7 +178,7 @@ class SendSide:
         """Requests received and not yet answered to the end."""
         return len(self._requests)
 
-    def send(self, event: Response | InformationalResponse | Data | EndOfMessage) -> bytes:
+    def send(self, event: object) -> bytes:
         """The bytes for one outgoing event."""
         if isinstance(event, Response):
             return self.send_response(event.status, event.headers)
@@ -206,7 +206,8 @@ class SendSide:
         if status == 100 and not headers:
             return _CONTINUE
         lines = [status_line(status)]
-        for name, value in headers or ():
+        fields: Any = headers or ()  # as in send_response: tuples or [name, value] lists
+        for name, value in fields:
             if (name, value) not in _LINES:
                 check_field(name, value)
             lines.append(name + b": " + value + b"\r\n")
@@ -237,7 +238,10 @@ class SendSide:
         lines = [line]
         length = -1
         close = self._close_after
-        for field in headers:
+        # Each a tuple, or an ASGI [name, value] list: iterated as Any, since the compiled
+        # build checks each item against the annotation's tuple and would refuse a list.
+        fields: Any = headers
+        for field in fields:
             try:
                 rendered = _LINES.get(field)
             except TypeError:  # a [name, value] list: unhashable

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from rootserve.types import WSGIApp, WSGIEnviron
@@ -113,7 +113,9 @@ class WSGICall:
 
     def run(self, app: WSGIApp, environ: WSGIEnviron) -> None:
         out = self.out
-        result: Iterable[bytes] | None = None
+        # Any, not `Iterable[bytes] | None`: the compiled build checks a narrowed type where
+        # the `finally` below reads it, and refused a FileWrapper there.
+        result: Any = None
         try:
             result = app(environ, self.start_response)
             if (
