@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench perf-docs test-all clean test-ws-conformance fuzz
+.PHONY: demo test lint docs bench perf-docs test-all clean test-ws-conformance fuzz compiled test-compiled
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ demo: $(STAMP)
 	$(BIN)/rootserve --host 127.0.0.1 --port 8000 --static /docs=build/site
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks docs fuzz conformance
-	$(BIN)/ruff format --check src tests benchmarks docs fuzz conformance
+	$(BIN)/ruff check src tests benchmarks docs fuzz conformance compiled
+	$(BIN)/ruff format --check src tests benchmarks docs fuzz conformance compiled
 	$(BIN)/mypy --strict src/rootserve
 	$(BIN)/lint-imports
 
@@ -37,6 +37,14 @@ docs: $(STAMP)
 test: lint docs
 	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=term-missing:skip-covered -q
 	
+# The mypyc build of the hot modules (compiled/mypyc_build.py), from the same source, in
+# build/compiled/; the whole suite against it.
+compiled: $(STAMP)
+	$(BIN)/python compiled/mypyc_build.py
+
+test-compiled: compiled
+	ROOTSERVE_BUILD=compiled PYTHONPATH=build/compiled $(BIN)/python -m pytest -n 2 -q
+
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

@@ -22,6 +22,7 @@ from rootserve.protocol.exchange import Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.server.exchange import HTTP11Exchange
 from rootserve.server.running import Running
+from rootserve.server.state import ServerState
 
 SERVER = ("127.0.0.1", 8000)
 CLIENT = ("127.0.0.1", 50000)
@@ -36,8 +37,9 @@ def parse_request(raw: bytes) -> Request:
     return request
 
 
-class FakeState:
-    """What an exchange and a session use of the worker's `ServerState`."""
+class FakeState(ServerState):
+    """What an exchange and a session use of the worker's `ServerState`: a subclass, as the
+    mypyc build checks the type of what it reads from `conn.state`."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop

@@ -27,6 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rootserve.protocol import _chunked
 from rootserve.protocol._chunked import _ChunkedBody
 from rootserve.protocol._refuse import _Reject
 from rootserve.protocol.events import ConnectionClosed, Event
@@ -200,6 +201,13 @@ class _LlhttpRefuses(Exception):
     pass
 
 
+# _Watched extends the scan's class, which the mypyc build (compiled/mypyc_build.py) does not
+# allow: these two properties run against the source build; the compiled scan is the same
+# source, and every other chunked-body test runs against it.
+_SCAN_COMPILED = not _chunked.__file__.endswith(".py")
+_SOURCE_ONLY = pytest.mark.skipif(_SCAN_COMPILED, reason="extends a compiled class")
+
+
 class _Watched(_ChunkedBody):
     """The scan, stopped at a line llhttp refuses itself before the scan's verdict on it is
     used (on_chunk_header): int() takes a sign, "0x", "_" and whitespace, which the scan
@@ -253,6 +261,7 @@ def _scan(chunks: list[bytes], limit: int) -> tuple[object, ...]:
     return ("more",)
 
 
+@_SOURCE_ONLY
 @PROPERTY
 @given(chunked_body(), st.data())
 def test_chunked_scan_finds_the_end_of_a_good_body(
@@ -267,6 +276,7 @@ def test_chunked_scan_finds_the_end_of_a_good_body(
         assert scan(raw, [raw], total - 1) == ("refused", 413)
 
 
+@_SOURCE_ONLY
 @MANY
 @given(chunked_body().flatmap(lambda good: mutated(good[0])), st.data())
 def test_chunked_scan_is_the_same_however_cut(raw: bytes, data: st.DataObject) -> None:
