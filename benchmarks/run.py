@@ -49,6 +49,7 @@ from benchmarks import peers  # noqa: E402  (after the path is set)
 from benchmarks.apps.payload import PAYLOAD  # noqa: E402
 
 BENCH_DIR = ROOT / "benchmarks"
+COMPILED_TREE = ROOT / "build" / "compiled"  # compiled/mypyc_build.py writes it
 BIN = Path(sys.executable).parent  # rootserve's, the project venv's
 # The peers live in a venv of their own (benchmarks/peers.py; main() installs them).
 PEER_BIN = ROOT / "build" / "bench-peers" / "venv" / "bin"
@@ -201,6 +202,7 @@ class Server:
 
     name: str
     argv: Callable[[str, str, int], list[str]]
+    path: tuple[str, ...] = ()  # put first on the server's PYTHONPATH
 
 
 def _rootserve(interface: str, app: str, port: int) -> list[str]:
@@ -265,6 +267,8 @@ SERVERS = {
         Server("rootserve", _rootserve),
         Server("rootserve-metrics", _rootserve),  # with --metrics-bind: what metrics cost
         Server("rootserve-trace", _rootserve),  # with --trace: what tracing on costs
+        # --compiled: the mypyc build of the hot modules (make compiled), same source
+        Server("rootserve-compiled", _rootserve, path=(str(COMPILED_TREE),)),
         Server("uvicorn", _uvicorn),
         Server("uvicorn-wsproto", _uvicorn),
         Server("hypercorn", _hypercorn),
@@ -298,8 +302,9 @@ class Scenario:
     unit: str = "req"  # what one counted operation is: a request, or a message
     server_args: tuple[tuple[str, tuple[str, ...]], ...] = ()  # extra argv by server name
 
-    def servers(self, all_peers: bool) -> list[str]:
-        return [BASELINE, *self.peers, *(self.extra_peers if all_peers else ())]
+    def servers(self, all_peers: bool, compiled: bool = False) -> list[str]:
+        mine = [BASELINE, "rootserve-compiled"] if compiled and not self.ws else [BASELINE]
+        return [*mine, *self.peers, *(self.extra_peers if all_peers else ())]
 
     def extra_args(self, server: str) -> list[str]:
         return [arg for name, args in self.server_args if name == server for arg in args]
@@ -478,10 +483,10 @@ def pinned(cpu: int | None, argv: list[str]) -> list[str]:
 class Running:
     """A server process started here, with its log file; `stop()` ends it and its children."""
 
-    def __init__(self, argv: list[str], log_path: Path) -> None:
+    def __init__(self, argv: list[str], log_path: Path, path: tuple[str, ...] = ()) -> None:
         self.log_path = log_path
         # ROOT on sys.path so every server imports `benchmarks.apps...` the same way.
-        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        pythonpath = [*path, str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
         env = os.environ | {"PYTHONPATH": os.pathsep.join(pythonpath), "PYTHONUNBUFFERED": "1"}
         with open(log_path, "wb") as out:
             # A new session: a Ctrl-C in the terminal reaches only this driver, which then
@@ -671,7 +676,8 @@ def bench_server(
     log(f"  {name}: starting on port {port}")
     started = time.monotonic()
     try:
-        running = Running(result.command, tmp / f"{scenario.name}-{name}.log")
+        path = SERVERS[name].path if name in SERVERS else ()
+        running = Running(result.command, tmp / f"{scenario.name}-{name}.log", path)
     except OSError as exc:
         result.error = f"could not start: {exc}"
         log(f"  {name}: {result.error}")
@@ -899,6 +905,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "wsproto for ws-echo)",
     )
     parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="also run rootserve's mypyc build (make compiled) on the HTTP scenarios",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         metavar="N",
@@ -921,6 +932,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             "--duration, --connections and --rounds must be positive, --warmup not negative"
         )
+    if args.compiled and not COMPILED_TREE.is_dir():
+        parser.error(f"--compiled: no {COMPILED_TREE.relative_to(ROOT)}; run `make compiled`")
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in names if n not in SCENARIOS]
@@ -980,7 +993,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rounds.append(
                     [
                         bench_server(server, scenario, settings, Path(tmp))
-                        for server in scenario.servers(args.all_peers)
+                        for server in scenario.servers(args.all_peers, args.compiled)
                     ]
                 )
             results = [median_result(list(runs)) for runs in zip(*rounds, strict=True)]
