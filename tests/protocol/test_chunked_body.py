@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from rootserve.protocol import http11
+from rootserve.protocol import _chunked, http11
 from rootserve.protocol.events import BadRequest, Data, EndOfMessage, Event, Request
 from rootserve.protocol.http11 import HTTP11Connection
 from rootserve.protocol.rules import Limits
@@ -179,7 +179,7 @@ def test_requests_without_a_chunked_body_never_scan(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(http11.HTTP11Connection, "_head_end", refuse)
     monkeypatch.setattr(http11.HTTP11Connection, "_begin_chunked", refuse)
-    monkeypatch.setattr(http11._ChunkedBody, "scan", refuse)
+    monkeypatch.setattr(_chunked._ChunkedBody, "scan", refuse)
     conn = HTTP11Connection()
     post = b"POST /p HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"
     events = feed(conn, GET, post[:30], post[30:] + GET, b"GET / HTTP/1.0\r\n\r\n")

@@ -34,14 +34,12 @@ This module imports no asyncio, socket or threading: a test guards that.
 
 from __future__ import annotations
 
-import re
 from collections import deque
-from collections.abc import Callable
 from typing import Final
 
 import httptools
 
-from rootserve.protocol._chunked import _TE_REFUSED, _ChunkedBody, _Mark
+from rootserve.protocol._chunked import _TE_REFUSED
 from rootserve.protocol._head import HeadSide
 from rootserve.protocol._refuse import _Reject
 from rootserve.protocol._send import error_response
@@ -59,7 +57,6 @@ from rootserve.protocol.events import (
     ConnectionClosed,
     Data,
     Event,
-    Headers,
     Request,
 )
 from rootserve.protocol.rules import Limits, LocalProtocolError
@@ -99,16 +96,16 @@ class HTTP11Connection(HeadSide):
         self._add_date = date_header
         self._parser = httptools.HttpRequestParser(self)
         self._state = RECEIVE_OPEN
-        self._events: list[Event] = []
-        self._reject: _Reject | None = None
+        self._events = []
+        self._reject = None
         self._idle = True  # between messages
         # Bytes since the parser was last idle at the end of a feed (None past the cap):
         # where a refused method starts (see _failed_message_start).
-        self._since_idle: bytes | None = b""
+        self._since_idle = b""
         # A refused method's request line so far, while it is sniffed (see _sniff_method).
-        self._prefix: bytes | bytearray = b""
+        self._prefix = b""
         self._sniff_start = 0  # where the line starts in it, after empty lines
-        self._sniff_run: re.Pattern[bytes] | None = None  # see _RUNS
+        self._sniff_run = None  # see _RUNS
         # Bytes fed since the last callback that proves progress: bounds what httptools
         # buffers of an unfinished head or trailer line.
         self._raw = 0
@@ -118,25 +115,25 @@ class HTTP11Connection(HeadSide):
         self._body_left = 0  # body bytes of such a request still to take
         # What takes each feed before llhttp parses it, if anything: the body above, or a
         # chunked body's scan (_ChunkedBody) once that body goes on past a feed.
-        self._pre_feed: Callable[[bytes], bytes] | None = None
-        self._chunks: _ChunkedBody | None = None  # the last chunked body's scan
-        self._mark: _Mark | None = None  # a message boundary llhttp reached (see _head_end)
+        self._pre_feed = None
+        self._chunks = None  # the last chunked body's scan
+        self._mark = None  # a message boundary llhttp reached (see _head_end)
         self._carry = b""  # the last bytes before this feed, once _since_idle is past its cap
         self.head_in_progress = False
         # The request that asked to switch protocols, and the bytes after it (see the top).
-        self.upgrade_request: Request | None = None
+        self.upgrade_request = None
         self._held = b""
         self._held_eof = False
         self._host_checked = b""  # the last Host value found valid (keep-alive repeats it)
         # The per-message fields, set anew in on_message_begin.
         self._url = b""
-        self._headers: Headers = []
+        self._headers = []
         self._header_bytes = 0
-        self._host: bytes | None = None
-        self._rare: dict[bytes, bytes] | None = None  # Content-Length, TE, Expect, Upgrade
+        self._host = None
+        self._rare = None  # Content-Length, TE, Expect, Upgrade
         self._body_bytes = 0
         # The response being sent: for the request at the head of `_requests`.
-        self._requests: deque[Request] = deque()
+        self._requests = deque()
         self._started = False
         self._framing = NO_BODY
         self._remaining = 0

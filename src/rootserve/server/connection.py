@@ -76,18 +76,18 @@ class Connection(DeadlineSide):
             date_header=state.date_header,
             request_class=HTTP11Exchange,
         )
-        self.transport: Any = None
+        self.transport = None
         self.server_addr: tuple[str, int] | None = None
-        self.client_addr: tuple[str, int] | None = None
-        self.current: HTTP11Exchange | None = None  # the exchange being answered
-        self.receiving: HTTP11Exchange | None = None  # the exchange whose body is arriving
-        self.pipeline: deque[HTTP11Exchange | BadRequest] = deque()
-        self.upgrade: HTTP11Exchange | None = None  # a request that asked to switch
-        self.tls: ConnectionTLS | None = None  # on a TLS listener, once connected
-        self.session: Upgraded | None = None  # after the switch
+        self.client_addr = None
+        self.current = None  # the exchange being answered
+        self.receiving = None  # the exchange whose body is arriving
+        self.pipeline = deque()
+        self.upgrade = None  # a request that asked to switch
+        self.tls = None  # on a TLS listener, once connected
+        self.session = None  # after the switch
         # Where received bytes go instead of the HTTP parser: nowhere while lingering, the
         # protocol's held bytes while a switch waits for its answer, then the session.
-        self._sink: Callable[[bytes], None] | None = None
+        self._sink = None
         self.at = NEW
         self.deadline = NO_DEADLINE
         self.write_paused = False

@@ -47,7 +47,6 @@ from rootserve.server._answer import (
     NO_RECEIVER,
     STREAMING,
     WAITING,
-    Answer,
     AnswerSide,
     not_streaming,
     not_waiting,
@@ -115,7 +114,6 @@ class HTTP11Exchange(AnswerSide):
     request_complete: bool = True
     # Whether the client waits for 100 Continue before it sends the body.
     awaiting_continue: bool = False
-    _answer: Answer = WAITING
     # What the access log reads (observe/access.py `Answered`), kept as the answer goes
     # out: the app's header fields and the body bytes handed to the protocol. `started` is
     # set only by the access log's runner (`AccessLog.timed`), when its lines need it.

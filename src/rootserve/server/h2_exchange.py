@@ -48,7 +48,6 @@ from rootserve.server._answer import (
     NO_RECEIVER,
     STREAMING,
     WAITING,
-    Answer,
     AnswerSide,
     not_streaming,
     not_waiting,
@@ -100,7 +99,6 @@ class H2Exchange(AnswerSide):
     response_headers: Iterable[tuple[bytes, bytes]] = field(init=False, repr=False)
     sent: int = field(init=False, repr=False)
     started: float = field(init=False, repr=False)
-    _answer: Answer = WAITING
     _reading_paused: bool = False
     _unacked: int = 0  # flow-controlled bytes fed while reading was paused
     _drain: asyncio.Future[None] | None = None
