@@ -34,8 +34,11 @@ lint: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
-test: lint docs
+# The suite twice: against the source (with coverage), then against the mypyc build of the
+# hot modules (`make compiled`), the same source compiled.
+test: lint docs compiled
 	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=term-missing:skip-covered -q
+	ROOTSERVE_BUILD=compiled PYTHONPATH=build/compiled $(BIN)/python -m pytest -n 2 -q
 	
 # The mypyc build of the hot modules (compiled/mypyc_build.py), from the same source, in
 # build/compiled/; the whole suite against it.
