@@ -72,8 +72,9 @@ class AnswerSide(Request):
     """What the HTTP/1.1 and the HTTP/2 exchange tell their adapter alike, from the state of
     the answer, which is its one field. Each exchange is a slotted dataclass under it that
     declares `conn` (a connection of its own kind, so not declared here). An attribute is
-    declared once in a chain: the mypyc build visited one declared twice twice, and the
-    garbage collector took what it held for garbage (tests/test_compiled_build.py)."""
+    declared once in a chain: a compiled class showed the garbage collector each attribute
+    declared twice as two references, and the collector then freed what it still held
+    (tests/test_compiled_build.py)."""
 
     _answer: Answer = WAITING
 
