@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from rootserve.asgi._scope import (
     ASGI_VERSION,
@@ -305,10 +305,8 @@ class HTTPCycle:
         the call is over: an answer it did not complete becomes a 500 or a cut connection."""
         exchange = self.exchange
         try:
-            # Called as Any: an app that breaks the contract by returning a value is logged
-            # below, and the compiled build would refuse that value at an await typed None.
-            call: Any = app
-            result = await call(self.scope, self.receive, self.send)
+            # As Any: a value returned is logged below (compiled code would refuse it here).
+            result = await cast(Any, app)(self.scope, self.receive, self.send)
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 self._send_state = _DONE

@@ -150,10 +150,8 @@ def check_field(name: bytes, value: bytes) -> int:
 
 
 class SendSide:
-    """The send layer of HTTP11Connection, the first of its layers (SendSide, SwitchSide,
-    RefuseSide, ChunkedSide, HeadSide, each a subclass of the one before): one chain, as
-    mypyc compiles classes, each declaring the attributes it is the first to use.
-    HTTP11Connection's __init__ sets them all up."""
+    """The send layer, the first of HTTP11Connection's chain (see http11.py), whose
+    __init__ sets these attributes up."""
 
     _state: Receive
     _server_line: bytes
@@ -238,9 +236,7 @@ class SendSide:
         lines = [line]
         length = -1
         close = self._close_after
-        # Each a tuple, or an ASGI [name, value] list: iterated as Any, since the compiled
-        # build checks each item against the annotation's tuple and would refuse a list.
-        fields: Any = headers
+        fields: Any = headers  # tuples or ASGI [name, value] lists (compiled code checks)
         for field in fields:
             try:
                 rendered = _LINES.get(field)
