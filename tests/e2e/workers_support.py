@@ -147,7 +147,12 @@ class KeepAliveClient:
         for attempt in range(2):
             reused = self.sock is not None
             if self.sock is None:
-                self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                try:
+                    self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                except ConnectionResetError as exc:
+                    # The handshake finished in the listener's queue and the listener closed
+                    # before connect() returned: the same reset, seen one call earlier.
+                    raise NoAnswerOnNewConnection("reset while connecting") from exc
             try:
                 self.sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
                 answer = self._read()
