@@ -126,7 +126,7 @@ def rootserve_factory(
 ) -> Callable[[], Any]:
     from rootserve.asgi.http import ASGIRunner
     from rootserve.config import Config
-    from rootserve.server.assembly import connection_class
+    from rootserve.server.connection import Connection
     from rootserve.server.state import ServerState
     from rootserve.wsgi.runner import WSGIRunner
 
@@ -140,8 +140,7 @@ def rootserve_factory(
         atexit.register(use_multiprocess_dir())
     config = Config(access_log=False, metrics_bind="127.0.0.1:0" if metrics else "")
     state = ServerState.from_config(config, runner=runner, loop=loop)
-    connection = connection_class(config, state)
-    return lambda: connection(state)
+    return lambda: Connection(state)
 
 
 def uvicorn_factory(loop: asyncio.AbstractEventLoop, wsgi: bool = False) -> Callable[[], Any]:

@@ -40,7 +40,8 @@ OPTIONAL = [
 SCRIPT = """
 import asyncio, json, sys
 from rootserve.cli import main
-from rootserve.server.assembly import build_runners, connection_class
+from rootserve.server.assembly import build_runners
+from rootserve.server.connection import Connection
 from rootserve.server.state import ServerState
 from rootserve.config import Config
 from rootserve.loading import dress_app, load_configured_app
@@ -51,7 +52,7 @@ app = dress_app(app, interface, config)
 loop = asyncio.new_event_loop()
 runner, _ = build_runners(config, app, interface, {}, loop, multiprocess=False)
 state = ServerState.from_config(config, runner=runner, loop=loop)
-connection_class(config, state)
+Connection(state)
 print(json.dumps(sorted(sys.modules)))
 """
 

@@ -57,7 +57,7 @@ class WebSocketSession:
         self.frames: deque[Frame] = deque()
         self.response: Response | None = None
         self.transport = MemoryTransport(self._received, client._wake, client.address, client.loop)
-        self.connection = client._connection(client._state)
+        self.connection = client._new_connection()
         self.transport.protocol = self.connection
         self.proto.send_request(self.proto.connect())
         self.client.errors.clear()

@@ -34,7 +34,7 @@ from rootserve._testing_ws import WebSocketClosed, WebSocketRejected, WebSocketS
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.config import Config
 from rootserve.loading import detect_interface, dress_app
-from rootserve.server.assembly import build_runners, connection_class
+from rootserve.server.assembly import build_runners
 from rootserve.server.connection import Connection
 from rootserve.server.state import Runner, ServerState
 
@@ -120,18 +120,20 @@ class Client:
         self.loop = asyncio.new_event_loop()
         self._lifespan: Lifespan | NullLifespan = NullLifespan()
         self._waiter: asyncio.Future[None] | None = None
-        self._runner, self._state, self._connection = self._assemble(None)
+        self._runner, self._state = self._assemble(None)
 
-    def _assemble(
-        self, lifespan_state: dict[str, Any] | None
-    ) -> tuple[Runner, ServerState, type[Connection]]:
+    def _assemble(self, lifespan_state: dict[str, Any] | None) -> tuple[Runner, ServerState]:
         runner, websocket = build_runners(
             self.config, self.app, self.interface, lifespan_state, self.loop, multiprocess=False
         )
         state = ServerState.from_config(
             self.config, runner=runner, websocket=websocket, loop=self.loop
         )
-        return runner, state, connection_class(self.config, state)
+        return runner, state
+
+    def _new_connection(self) -> Connection:
+        """A connection as the server makes one (its settings read from the state)."""
+        return Connection(self._state)
 
     # -- lifetime ---------------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class Client:
                 raise
             self._lifespan = lifespan
             # The runners are made again so that request scopes carry the startup's state.
-            self._runner, self._state, self._connection = self._assemble(lifespan.state)
+            self._runner, self._state = self._assemble(lifespan.state)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -215,7 +217,7 @@ class Client:
         self.errors.clear()
         reader = ResponseReader(method)
         transport = MemoryTransport(reader.feed, self._wake, self.address, self.loop)
-        connection = self._connection(self._state)
+        connection = self._new_connection()
         transport.protocol = connection
 
         async def send() -> None:

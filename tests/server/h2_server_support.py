@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -23,7 +23,6 @@ from rootserve.protocol.http2 import H2Limits
 from rootserve.server.assembly import build_runners
 from rootserve.server.connection import Connection
 from rootserve.server.h2_connection import H2Connection
-from rootserve.server.h2_detect import HTTP2Connection
 from rootserve.server.reaper import Reaper, no_heartbeat
 from rootserve.server.state import ServerState
 from rootserve.server.tls import make_context
@@ -68,7 +67,7 @@ def h2_server(
     **settings: Any,
 ) -> Iterator[H2Server]:
     """Serve `app` (each connection an H2Connection); with ssl_certfile/ssl_keyfile in
-    `settings`, over TLS with ALPN "h2"; with `detect`, each connection an HTTP2Connection
+    `settings`, over TLS with ALPN "h2"; with `detect`, each connection a Connection
     (HTTP/1.1 unless the client speaks HTTP/2), as the server would have them."""
     settings.setdefault("access_log", False)
     config = Config(host="127.0.0.1", port=0, **settings)
@@ -83,11 +82,10 @@ def h2_server(
         state = ServerState.from_config(config, runner=runner, loop=loop)
 
         limits = H2Limits.from_config(config)  # (the --h2-* settings given)
-        both = HTTP2Connection.for_limits(limits, Connection)
 
         def accept() -> asyncio.Protocol:
             if detect:  # HTTP/1.1 and HTTP/2 on one listener, as the server would have it
-                return both(state)
+                return cast(asyncio.Protocol, Connection(state))
             made.append(H2Connection(state, limits))
             return made[-1]
 

@@ -1,10 +1,10 @@
-"""The HTTP/2 wiring of a server (assembly.connection_class, tls.make_context): the class
-each --http value makes, with and without --metrics-bind and --proxy-protocol; HTTP/2 on
-costs the HTTP/1.1 read path nothing (it stays Connection's own method); the TLS context
-refuses renegotiation (RFC 9113 section 9.2.1)."""
+"""The HTTP/2 wiring of a server (ServerState.from_config, tls.make_context): what each
+--http value, --metrics-bind and --proxy-protocol set for the one connection class; the TLS
+context refuses renegotiation (RFC 9113 section 9.2.1)."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,45 +14,55 @@ import pytest
 from tests.tls_support import issue
 
 from rootserve.config import Config
+from rootserve.protocol.forwarded import TrustedPeers
 from rootserve.protocol.http2 import H2Limits
-from rootserve.server.assembly import MeteredConnection, connection_class
 from rootserve.server.connection import Connection
-from rootserve.server.h2_detect import HTTP2Connection, HTTP2OnlyConnection
-from rootserve.server.proxied import ProxyProtocolConnection
+from rootserve.server.state import ServerState
 from rootserve.server.tls import make_context
 
 
-def made(metered: bool = False, **settings: Any) -> type[Connection]:
-    state: Any = SimpleNamespace(metrics=SimpleNamespace(enabled=metered))
-    return connection_class(Config(**settings), state)
+def made(**settings: Any) -> ServerState:
+    runner: Any = SimpleNamespace(attach=print, start=print)  # (never called here)
+    loop = asyncio.new_event_loop()
+    try:
+        return ServerState.from_config(
+            Config(access_log=False, **settings), runner=runner, loop=loop
+        )
+    finally:
+        loop.close()
 
 
-def test_each_http_value_makes_its_class() -> None:
-    assert made(http="h1") is Connection
-    assert made(http="h1", metered=True) is MeteredConnection
-    auto = made(http="auto")
-    assert issubclass(auto, HTTP2Connection) and not issubclass(auto, HTTP2OnlyConnection)
-    assert issubclass(made(http="h2"), HTTP2OnlyConnection)
-    proxied = made(http="auto", proxy_protocol=True, metered=True)
-    assert issubclass(proxied, ProxyProtocolConnection)
-    assert issubclass(proxied, HTTP2Connection) and issubclass(proxied, MeteredConnection)
+def test_each_http_value_sets_its_choices() -> None:
+    h1, auto, h2 = made(http="h1"), made(http="auto"), made(http="h2")
+    assert h1.h2 is None and not h1.h2_only
+    assert auto.h2 is not None and not auto.h2_only
+    assert h2.h2 is not None and h2.h2_only
+    assert made().h2 == auto.h2  # auto is the default
 
 
 def test_the_limits_are_the_settings() -> None:
-    auto = made(http="auto", h2_max_concurrent_streams=9, h2_max_resets=5)
-    assert issubclass(auto, HTTP2Connection)
-    limits = auto.h2_limits
+    limits = made(h2_max_concurrent_streams=9, h2_max_resets=5).h2
+    assert limits is not None
     assert (limits.max_concurrent_streams, limits.max_resets) == (9, 5)
     assert limits == H2Limits.from_config(Config(h2_max_concurrent_streams=9, h2_max_resets=5))
 
 
-@pytest.mark.parametrize("metered", [False, True])
-def test_the_http11_read_path_is_the_base_class_own(metered: bool) -> None:
-    """uvloop caches the bound data_received: an override would cost every HTTP/1.1
-    request a Python frame; HTTP/2 is found on cold paths instead (h2_detect.py)."""
-    base = MeteredConnection if metered else Connection
-    for http in ("auto", "h2"):
-        assert made(http=http, metered=metered).data_received is base.data_received
+def test_proxy_protocol_trusts_the_allowed_peers_only_when_on() -> None:
+    assert made().proxy_peers is None
+    peers = made(proxy_protocol=True, forwarded_allow_ips=["10.0.0.0/8"]).proxy_peers
+    assert isinstance(peers, TrustedPeers)
+    assert peers.trusts(("10.1.2.3", 5)) and not peers.trusts(("192.0.2.1", 5))
+
+
+@pytest.mark.parametrize("http", ["h1", "auto", "h2"])
+@pytest.mark.parametrize("metrics", [False, True])
+def test_every_setting_makes_one_connection_class(http: str, metrics: bool) -> None:
+    """One class whatever the settings (mypyc compiles it; a compiled class cannot be
+    combined with others at start): each choice is read from the state."""
+    state = made(http=http, metrics_bind="127.0.0.1:0" if metrics else "")
+    conn = Connection(state)
+    assert type(conn) is Connection
+    assert conn._metered is metrics and conn._h1_refused is (http == "h2")
 
 
 def test_h2_header_list_size_defaults_to_what_http11_takes() -> None:

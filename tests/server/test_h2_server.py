@@ -38,10 +38,6 @@ from tests.server.h2_server_support import (
 )
 from tests.tls_support import issue
 
-from rootserve.protocol.http2 import H2Limits
-from rootserve.server.connection import Connection
-from rootserve.server.h2_detect import HTTP2Connection
-
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -334,9 +330,9 @@ def test_curl_http2_prior_knowledge() -> None:
         assert result.stdout == f"2 GET /c  127.0.0.1:{server.port} 0 2"
 
 
-def test_in_the_worker_with_its_graceful_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The whole worker (tests/helpers.py `serve`), its connections made HTTP/2-capable as
-    the server will make them: a request still running when the stop comes is answered."""
+def test_in_the_worker_with_its_graceful_stop() -> None:
+    """The whole worker (tests/helpers.py `serve`) serving HTTP/2 (--http auto): a request
+    still running when the stop comes is answered."""
     started, release = threading.Event(), threading.Event()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -348,11 +344,7 @@ def test_in_the_worker_with_its_graceful_stop(monkeypatch: pytest.MonkeyPatch) -
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": scope["http_version"].encode()})
 
-    def capable(config: Any, state: Any) -> type[Connection]:
-        return HTTP2Connection.for_limits(H2Limits.from_config(config), Connection)
-
-    monkeypatch.setattr("rootserve.server.worker.connection_class", capable)
-    with serve(app, lifespan="off") as server, h2_client() as client:
+    with serve(app, lifespan="off", http="auto") as server, h2_client() as client:
         assert client.get(server.url + "/").text == "2"
         with httpx.Client(timeout=20) as http1:
             assert http1.get(server.url + "/").text == "1.1"

@@ -9,7 +9,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from rootserve.protocol.events import BadRequest
 from rootserve.protocol.exchange import Upgraded
@@ -19,9 +19,16 @@ from rootserve.server.state import CLOSED, HEAD, LINGER, NO_DEADLINE, ConnState,
 from rootserve.server.tls import ConnectionTLS
 from rootserve.units import MIB
 
-__all__ = ["ClosingSide"]
+__all__ = ["ClosingSide", "Preamble"]
 
 LINGER_MAX_BYTES: Final = 4 * MIB
+
+
+class Preamble(Protocol):
+    """Bytes a connection reads before HTTP, which its deadline waits for."""
+
+    def expired(self) -> None:
+        """The deadline passed first: end the connection, saying why."""
 
 
 class ClosingSide:
@@ -45,6 +52,7 @@ class ClosingSide:
     _lingered: int
     upgrade: HTTP11Exchange | None
     tls: ConnectionTLS | None  # None on plain HTTP
+    preamble: Preamble | None  # what must come before HTTP (a PROXY header: proxied.py)
 
     # The layers above override these (a layer calls up only through a method it
     # declares: mypyc needs each one defined): Connection's, then DeadlineSide's.
@@ -88,6 +96,8 @@ class ClosingSide:
             self.close()
 
     def _on_bad_request(self, event: BadRequest) -> None:
+        if self.at is LINGER or self.at is CLOSED:
+            return  # answered for the last time already (--http h2 refuses many in a read)
         receiving = self.receiving
         if receiving is not None:
             # The body of a request whose head was fine broke a rule (a bad chunk, a 413

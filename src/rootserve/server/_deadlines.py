@@ -87,5 +87,7 @@ class DeadlineSide(ClosingSide):
             # RFC 9110 section 15.5.9: 408 for a request that did not arrive in time.
             self.write(self.proto.error_response(408, _HEAD_TIMEOUT))
             self._linger()
+        elif self.preamble is not None:
+            self.preamble.expired()
         else:
             self.close()

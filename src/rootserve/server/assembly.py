@@ -1,13 +1,13 @@
-"""What a server is made of, chosen once at start: the runners a request goes through and
-the class of its connections. Each optional part is a wrapper or a subclass put in place
-only when its setting is on, so that a part that is off costs the hot path nothing.
+"""What a server is made of, chosen once at start: the runners a request goes through.
+Each optional part is a wrapper put in place only when its setting is on, so that a part
+that is off costs the hot path nothing.
 
 A request reaches, from the outside in: ForwardedRunner (--proxy-headers: the client as
 the trusted proxies tell it, first, so that the access log and the app see the same
 client), StaticRunner (--static: files answered before the app), then the app's runner
-(ASGI or WSGI). A connection is a Connection, a MeteredConnection (--metrics-bind counts
-the bytes read), HTTP/2-capable with --http auto or h2 (server/h2_detect.py), and reads a
-PROXY header first with --proxy-protocol.
+(ASGI or WSGI). Connections are of one class, `Connection`, whatever the settings: it reads
+the few it needs (--metrics-bind, --http, --proxy-protocol) from ServerState, each on a
+cold path but the byte count of --metrics-bind, one test per read.
 """
 
 from __future__ import annotations
@@ -18,26 +18,14 @@ from typing import Any
 
 from rootserve.asgi.http import ASGIRunner
 from rootserve.config import Config
-from rootserve.protocol._h2_limits import H2Limits
 from rootserve.protocol.exchange import Exchange
-from rootserve.server.connection import Connection
-from rootserve.server.h2_detect import HTTP2Connection, HTTP2OnlyConnection
-from rootserve.server.state import Runner, ServerState
+from rootserve.server.state import Runner
 
 # The parts of a setting that is off by default (WSGI, --static, the proxy settings) are
 # imported in the functions below when it is on: a plain start skips their modules (a
 # tenth of the import time, python -X importtime; tests/test_startup_imports.py).
 
-__all__ = ["MeteredConnection", "WebSocketOnFirstUse", "build_runners", "connection_class"]
-
-
-class MeteredConnection(Connection):
-    """A connection that also counts the bytes it reads (--metrics-bind): a subclass, so
-    that without metrics the read path does not pay for the count."""
-
-    def data_received(self, data: bytes) -> None:
-        self.state.received += len(data)
-        super().data_received(data)
+__all__ = ["WebSocketOnFirstUse", "build_runners"]
 
 
 class WebSocketOnFirstUse:
@@ -120,18 +108,3 @@ def build_runners(
         if websocket is not None:
             websocket = ForwardedRunner(websocket, trusted)
     return runner, websocket
-
-
-def connection_class(config: Config, state: ServerState) -> type[Connection]:
-    """The class of this server's connections."""
-    base: type[Connection] = MeteredConnection if state.metrics.enabled else Connection
-    if config.http != "h1":
-        capable = HTTP2OnlyConnection if config.http == "h2" else HTTP2Connection
-        base = capable.for_limits(H2Limits.from_config(config), base)
-    if config.proxy_protocol:
-        from rootserve.protocol.forwarded import TrustedPeers
-        from rootserve.server.proxied import ProxyProtocolConnection
-
-        trusted = TrustedPeers.from_settings(config.forwarded_allow_ips)
-        return ProxyProtocolConnection.for_peers(trusted, base)
-    return base

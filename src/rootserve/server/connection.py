@@ -2,15 +2,13 @@
 
 How this works. `data_received` feeds the sans-IO protocol and dispatches its events: each
 `Request` is an `HTTP11Exchange` (the protocol makes them of that class), which the adapter
-(`Runner.attach`) answers through;
-it starts at once when nothing else is being answered, or waits in `pipeline` (answers go
-out in request order, RFC 9112 section 9.3.2). `Data` and `EndOfMessage` go to the exchange
-whose body is being read. A `BadRequest` is answered after every earlier request, then the
-connection closes; HTTP/2's preface as the first bytes (`PrefaceReceived`) is one too, unless
-the connection is HTTP/2-capable (h2_detect.py), which takes it over there. Flow control
-runs both ways: reading pauses while an adapter holds enough unread body or the pipeline is
-full, and senders wait in `drain()` while the transport's write buffer is above its
-high-water mark.
+(`Runner.attach`) answers through; it starts at once when nothing else is being answered,
+or waits in `pipeline` (answers go out in request order, RFC 9112 section 9.3.2). `Data`
+and `EndOfMessage` go to the exchange whose body is being read. A `BadRequest` is answered
+after every earlier request, then the connection closes. HTTP/2 (h2_detect.py, with --http
+auto or h2) and a PROXY header (proxied.py) are met on cold paths. Flow control runs both
+ways: reading pauses while an adapter holds enough unread body or the pipeline is full, and
+senders wait in `drain()` while the transport's write buffer is above its high-water mark.
 
 The connection is in one `ConnState` at a time (server/state.py: the table of moves and the
 deadline of each). Timeouts are deadlines, not timers: the worker's reaper looks at
@@ -43,6 +41,7 @@ from rootserve.protocol.events import (
 )
 from rootserve.protocol.exchange import ByteStream, Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.server import h2_detect
 from rootserve.server._deadlines import DeadlineSide
 from rootserve.server.exchange import HTTP11Exchange
 from rootserve.server.state import (
@@ -96,14 +95,21 @@ class Connection(DeadlineSide):
         self._eof = False
         self._lingered = 0
         self._dispatching = False
+        self._metered = state.metrics.enabled  # --metrics-bind: count the bytes read
+        self._h1_refused = state.h2_only  # --http h2
+        self.preamble = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        h2 = self.state.h2 is not None
+        if h2 and ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            h2_detect.successor(self).take_over(transport, b"")
+            return  # this object was never one of the worker's connections
         self.transport = transport
         self.server_addr = _address(transport.get_extra_info("sockname"))
         self.client_addr = _address(transport.get_extra_info("peername"))
-        ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:  # the handshake is done: the loop calls us only then
             self.tls = ConnectionTLS(ssl_object)
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)  # type: ignore[attr-defined]
@@ -114,6 +120,10 @@ class Connection(DeadlineSide):
             # it gets its one request answered (with Connection: close), not a reset.
             self.state.arriving.add(self)
             self.proto.close_after_response()
+        if self.state.proxy_peers is not None and self.at is not CLOSED:
+            from rootserve.server.proxied import ProxyHeader  # (only with --proxy-protocol)
+
+            ProxyHeader.expect(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.at = CLOSED
@@ -144,6 +154,8 @@ class Connection(DeadlineSide):
             self._drain.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._metered:
+            self.state.received += len(data)
         sink = self._sink
         if sink is not None:
             sink(data)
@@ -286,6 +298,9 @@ class Connection(DeadlineSide):
     # -- requests ---------------------------------------------------------------------
 
     def _on_request(self, exchange: HTTP11Exchange) -> None:
+        if self._h1_refused:
+            self._on_bad_request(h2_detect.HTTP2_ONLY)
+            return
         # exchange.bind(self), written out: every request passes here.
         exchange.conn = self
         exchange.server = self.server_addr
@@ -306,6 +321,11 @@ class Connection(DeadlineSide):
     def _on_upgrade(self, exchange: HTTP11Exchange, events: list[Event]) -> None:
         """A request with Upgrade. The protocol holds the bytes after it only when it asked
         for WebSocket (`upgrade_request`); any other Upgrade was ignored as it arrived."""
+        if self._h1_refused:
+            self._on_bad_request(h2_detect.HTTP2_ONLY)
+            return
+        if self.state.h2 is not None and h2_detect.upgrades_to_h2c(self, exchange):
+            return
         websocket = self.state.websocket
         if exchange is not self.proto.upgrade_request:
             self._on_request(exchange)
@@ -325,9 +345,12 @@ class Connection(DeadlineSide):
             self._queue(exchange)
 
     def _on_preface(self, event: PrefaceReceived) -> None:
-        """The connection began with HTTP/2's preface: refused (505) here, where HTTP/2 is
-        off (--http h1); an HTTP/2-capable connection (h2_detect.py) takes it over."""
-        self._on_bad_request(event)
+        """The connection began with HTTP/2's preface: h2_detect.py hands it over to an
+        HTTP/2 connection, or where HTTP/2 is off (--http h1) it is refused (505)."""
+        if self.state.h2 is None:
+            self._on_bad_request(event)
+        else:
+            h2_detect.take_over_at_preface(self, event)
 
     def _queue(self, exchange: HTTP11Exchange) -> None:
         if self.current is None and not self.pipeline:

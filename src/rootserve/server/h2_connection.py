@@ -132,7 +132,7 @@ class H2Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        if self._metered:  # --metrics-bind (HTTP/1.1's MeteredConnection counts the same)
+        if self._metered:  # --metrics-bind (HTTP/1.1's Connection counts the same)
             self.state.received += len(data)
         self._dispatch(self.proto.receive_data(data))
 

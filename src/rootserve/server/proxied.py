@@ -7,7 +7,7 @@ How this works.
   (host, port), Host header and root path from it: the ASGI scope and the WSGI environ are
   made from those, so both contracts see the client, not the proxy. An untrusted peer's
   headers change nothing. Without the setting there is no wrapper: nothing is checked.
-- `ProxyProtocolConnection` is the connection class when --proxy-protocol is on: a peer in
+- `ProxyHeader` is what a connection reads first when --proxy-protocol is on: a peer in
   --forwarded-allow-ips must begin with a PROXY header (v1 or v2, protocol/proxy_protocol.py)
   within --timeout-header; its addresses replace the connection's, then the rest of the
   bytes are HTTP: HTTP/1.1, or HTTP/2 by prior knowledge, whose connection (h2_detect.py)
@@ -18,19 +18,20 @@ How this works.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rootserve.config import Config
 from rootserve.observe.access import printable
 from rootserve.protocol.exchange import Exchange
 from rootserve.protocol.forwarded import TrustedPeers, resolve
 from rootserve.protocol.proxy_protocol import ProxyHeaderParser, ProxyProtocolError
-from rootserve.server.connection import Connection
-from rootserve.server.state import CLOSED, HEAD, NO_DEADLINE, Runner
+from rootserve.server.state import HEAD, NO_DEADLINE, Runner
 
-__all__ = ["ForwardedRunner", "ProxyProtocolConnection", "check_proxy_settings"]
+if TYPE_CHECKING:
+    from rootserve.server.connection import Connection
+
+__all__ = ["ForwardedRunner", "ProxyHeader", "check_proxy_settings"]
 
 logger = logging.getLogger("rootserve.error")
 
@@ -102,61 +103,62 @@ def _set_host(exchange: Exchange, host: str, port: int | None, scheme: str) -> N
         headers.append((b"host", value))
 
 
-class ProxyProtocolConnection(Connection):
-    """A connection whose first bytes are a PROXY protocol header (--proxy-protocol)."""
+class ProxyHeader:
+    """The PROXY protocol header a connection must begin with (--proxy-protocol): where its
+    bytes go until the header is whole (the connection's sink), and what its deadline means
+    meanwhile (the connection's preamble)."""
 
-    trusted: TrustedPeers  # set on the class made for a server (see `for_peers`)
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.parser = ProxyHeaderParser()
 
     @classmethod
-    def for_peers(cls, trusted: TrustedPeers, base: type[Connection]) -> type[Connection]:
-        """The connection class of a server: `base` (plain or metered) reading the header."""
-        return type("ProxyProtocolConnection", (cls, base), {"trusted": trusted})
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.at is CLOSED:
-            return
-        peer: Any = self.client_addr
-        if not self.trusted.trusts(peer):
+    def expect(cls, conn: Connection) -> None:
+        """`conn` was just accepted: a trusted peer owes the header, and any other is closed."""
+        peer: Any = conn.client_addr
+        if not conn.state.proxy_peers.trusts(peer):
             logger.info("%s - closed: PROXY protocol from a peer not trusted", _who(peer))
-            self.close()
+            conn.close()
             return
-        self._proxy_header = ProxyHeaderParser()
-        self._sink = self._read_proxy_header
+        header = cls(conn)
+        conn.preamble = header
+        conn._sink = header.feed
         # Until the header is whole: the header deadline, then a plain close (no HTTP yet).
-        limit = self.state.timeouts[HEAD]  # 0: no limit, as for a request's head
-        self.deadline = self.state.loop.time() + limit if limit else NO_DEADLINE
+        limit = conn.state.timeouts[HEAD]  # 0: no limit, as for a request's head
+        conn.deadline = conn.state.loop.time() + limit if limit else NO_DEADLINE
 
-    def _read_proxy_header(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> None:
+        conn = self.conn
         try:
-            result = self._proxy_header.feed(data)
+            result = self.parser.feed(data)
         except ProxyProtocolError as exc:
-            logger.info("%s - closed: %s", _who(self.client_addr), printable(str(exc)))
-            self.abort()
+            logger.info("%s - closed: %s", _who(conn.client_addr), printable(str(exc)))
+            conn.abort()
             return
         if result is None:
             return
         if not result.local:
-            self.client_addr = result.source
-            self.server_addr = result.destination
-        self._sink = None
-        self.deadline = self.state.loop.time() + self.state.idle_seconds
+            conn.client_addr = result.source
+            conn.server_addr = result.destination
+        conn.preamble = None
+        conn._sink = None
+        state = conn.state
+        conn.deadline = state.loop.time() + state.idle_seconds
         if result.rest:
-            # Connection's own, not self.data_received: a metered class (--metrics-bind)
-            # counted these bytes already, as part of what arrived with the header.
-            Connection.data_received(self, result.rest)
+            # The rest is HTTP, read as if it had just arrived; with --metrics-bind, its
+            # bytes were counted already, with the header's.
+            if conn._metered:
+                state.received -= len(result.rest)
+            conn.data_received(result.rest)
 
-    def on_deadline(self) -> None:
-        if self._sink == self._read_proxy_header:
-            # No HTTP was spoken yet, so no 408: the close is the answer, and the log
-            # line says why (an idle connection's close, below, says nothing).
-            logger.info(
-                "%s - closed: no PROXY protocol header in time (--timeout-header)",
-                _who(self.client_addr),
-            )
-            self.close()
-            return
-        super().on_deadline()
+    def expired(self) -> None:
+        """No header in time. No HTTP was spoken yet, so no 408: the close is the answer,
+        and the log line says why (an idle connection's close says nothing)."""
+        logger.info(
+            "%s - closed: no PROXY protocol header in time (--timeout-header)",
+            _who(self.conn.client_addr),
+        )
+        self.conn.close()
 
 
 def _who(peer: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Final, Protocol
 from rootserve.config import Config
 from rootserve.observe.access import AccessLog, NullAccessLog, printable
 from rootserve.observe.metrics import MeteredLog, Metrics, NullMetrics, shared_metrics
+from rootserve.protocol._h2_limits import H2Limits
 from rootserve.protocol.events import BadRequest, Head
 from rootserve.protocol.exchange import Exchange
 from rootserve.protocol.rules import Limits
@@ -108,6 +109,12 @@ class ServerState:
     restarting: bool = False  # the stop is a restart: another process takes over
     requests: int = 0  # requests given to the app so far (--limit-max-requests)
     received: int = 0  # bytes read from clients, counted only with --metrics-bind
+    # What a connection does beyond HTTP/1.1, each on a cold path of connection.py: HTTP/2
+    # when the client speaks it, with these limits (--http auto or h2; None: h1); no
+    # HTTP/1.1 request served (h2); and a PROXY header first from these peers (--proxy-protocol).
+    h2: H2Limits | None = None
+    h2_only: bool = False
+    proxy_peers: Any = None  # a TrustedPeers (protocol/forwarded.py, imported only when on)
     # The keep-alive timeout, infinite for none, so that `now + idle_seconds` is the
     # deadline either way (read on the way of every keep-alive response).
     idle_seconds: float = field(init=False)
@@ -148,7 +155,13 @@ class ServerState:
             "date_header": config.date_header,
             "access_log": access_log,
             "metrics": metrics,
+            "h2": None if config.http == "h1" else H2Limits.from_config(config),
+            "h2_only": config.http == "h2",
         }
+        if config.proxy_protocol:
+            from rootserve.protocol.forwarded import TrustedPeers
+
+            values["proxy_peers"] = TrustedPeers.from_settings(config.forwarded_allow_ips)
         values.update(overrides)
         return cls(**values)
 

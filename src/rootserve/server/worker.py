@@ -30,7 +30,8 @@ from rootserve.asgi._websocket_close import CLOSE_TIMEOUT
 from rootserve.asgi.lifespan import Lifespan, LifespanFailed, NullLifespan
 from rootserve.config import Config
 from rootserve.exit_codes import EXIT_APP, EXIT_OK
-from rootserve.server.assembly import build_runners, connection_class
+from rootserve.server.assembly import build_runners
+from rootserve.server.connection import Connection
 from rootserve.server.reaper import MAX_TICK, Reaper, RetireLimits, no_heartbeat, tick
 from rootserve.server.state import ServerState
 from rootserve.server.tls import ServerContext, make_context
@@ -166,7 +167,6 @@ class Server:
             config, self.app, self.interface, lifespan.state, loop, multiprocess=self.multiprocess
         )
         state = ServerState.from_config(config, runner=runner, websocket=websocket, loop=loop)
-        Connection = connection_class(config, state)
         servers: list[asyncio.Server] = []
         tls: dict[str, Any] = {}
         if self._tls is not None:
