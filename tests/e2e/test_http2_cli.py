@@ -218,9 +218,11 @@ def test_h1_answers_the_preface_505_and_ignores_h2c(tmp_path: Path) -> None:
 def test_h2_only_refuses_http11(tmp_path: Path) -> None:
     with rootserve("asgi", "--http", "h2") as served:
         assert prior_knowledge(served.port, "/p") == (200, b"2 GET /p 0 127.0.0.1")
-        answer = exchange_raw(served.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n")
-        assert status_of(answer) == 505
-        assert answer.count(b"HTTP/1.1 ") == 1  # one answer, then the connection closed
+        get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        for sent in (get + b"GET / HTTP/1.1\r\n", get * 3, get + b"GET / HTTP/1.1 BAD\r\n\r\n"):
+            answer = exchange_raw(served.port, sent)
+            assert status_of(answer) == 505
+            assert answer.count(b"HTTP/1.1 ") == 1  # one answer, then the connection closed
         assert b"HTTP/2 only" in answer
         assert status_of(h2c_upgrade(served.port, "/u", b"abc")[0]) == 505
     cert = issue(tmp_path)
