@@ -40,10 +40,12 @@ test: lint docs compiled
 	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=term-missing:skip-covered -q
 	ROOTSERVE_BUILD=compiled PYTHONPATH=build/compiled $(BIN)/python -m pytest -n 2 -q
 	
-# The mypyc build of the hot modules (compiled/mypyc_build.py), from the same source, in
-# build/compiled/; the whole suite against it.
+# The compiled wheel (compiled/hatch_build.py: the hot modules compiled by mypyc, from the
+# same source) in build/wheels/, unpacked in build/compiled/ for the suite to run against.
 compiled: $(STAMP)
-	$(BIN)/python compiled/mypyc_build.py
+	rm -rf build/wheels build/compiled
+	ROOTSERVE_MYPYC=1 $(BIN)/python -m pip wheel -q --no-build-isolation --no-deps -w build/wheels .
+	$(BIN)/python -m zipfile -e build/wheels/rootserve-*.whl build/compiled
 
 test-compiled: compiled
 	ROOTSERVE_BUILD=compiled PYTHONPATH=build/compiled $(BIN)/python -m pytest -n 2 -q

@@ -1,13 +1,15 @@
 """Build rootserve's hot modules with mypyc, from the same source, into a tree of their own.
 
-    .venv/bin/python compiled/mypyc_build.py              # -> build/compiled/rootserve/...
+    ROOTSERVE_MYPYC=1 pip wheel --no-deps .                # the compiled wheel (hatch_build.py)
+    make compiled                                          # that wheel, unpacked in build/compiled
     PYTHONPATH=build/compiled .venv/bin/python -m pytest   # the suite against that build
 
 The tree is a copy of src/rootserve with a C extension beside each module named in
-MODULES: Python imports the extension before the .py of the same name, so every other
-module stays the interpreted source. The source is the only implementation; mypyc turns
-its typed classes into native ones (attributes at fixed offsets, methods called directly)
-and leaves behaviour alone. The whole test suite runs against both builds (`make test`).
+MODULES, and the code they share in one library at the top (`rootserve__mypyc`): Python
+imports the extension before the .py of the same name, so every other module stays the
+interpreted source. The source is the only implementation; mypyc turns its typed classes
+into native ones (attributes at fixed offsets, methods called directly) and leaves
+behaviour alone. The whole test suite runs against both builds (`make test`).
 
 Why these modules: they are the path of every request (parse, exchange, adapters, the
 connection), measured with benchmarks/instructions.py. A class that derives from a compiled
@@ -60,8 +62,16 @@ _SETUP = """\
 from setuptools import setup
 from mypyc.build import mypycify
 
-setup(name="rootserve-compiled", ext_modules=mypycify({modules!r}, opt_level="3"))
+setup(
+    name="rootserve-compiled",
+    ext_modules=mypycify({modules!r}, opt_level="3", group_name="rootserve"),
+)
 """
+
+
+# What the build needs besides a C compiler and Python's headers (the wheel's build hook
+# asks the build environment for them).
+REQUIRES = ("mypy>=1.15", "setuptools>=70")
 
 
 def build(out: Path = OUT) -> Path:
@@ -85,6 +95,11 @@ def build(out: Path = OUT) -> Path:
     if missing:
         raise SystemExit(f"mypyc built no extension for: {', '.join(missing)}")
     return out
+
+
+def extensions(out: Path) -> list[Path]:
+    """The built extensions in `out`, as paths relative to it (where a wheel puts them)."""
+    return sorted(path.relative_to(out) for path in out.rglob("*.so"))
 
 
 def _compiled(source: Path) -> bool:

@@ -1,6 +1,7 @@
 """The suite runs twice: against the source, and against the mypyc build of the hot modules
-(compiled/mypyc_build.py; `make test-compiled` sets ROOTSERVE_BUILD=compiled and puts that tree
-first on the path). Each run proves it ran against the build it names."""
+(the compiled wheel of compiled/hatch_build.py, which `make compiled` unpacks in
+build/compiled; `make test-compiled` sets ROOTSERVE_BUILD=compiled and puts that tree first
+on the path). Each run proves it ran against the build it names."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """The wheel as a user gets it: built from this tree, installed with a plain `pip install`
 (no dev extra, dependencies from the index) into a fresh venv, then run as
 `python -m rootserve` and as the `rootserve` script, serving an ASGI app file, a WSGI
-module and the built-in demo.
+module and the built-in demo. The source run builds the pure-Python wheel (the default, and
+the fallback where no compiled wheel fits); the compiled run (ROOTSERVE_BUILD=compiled)
+installs the compiled wheel that `make compiled` built, and checks that its hot modules are
+the extensions.
 
 Everywhere else the dev extra is installed too, so a runtime import that pyproject.toml
 does not declare as a dependency goes unnoticed; here it fails.
@@ -9,6 +12,7 @@ does not declare as a dependency goes unnoticed; here it fails.
 
 from __future__ import annotations
 
+import os
 import platform
 import signal
 import subprocess
@@ -53,6 +57,16 @@ for module in pkgutil.walk_packages(rootserve.__path__, "rootserve.", onerror=fa
     importlib.import_module(module.name)
 print(rootserve.__file__)
 """
+
+# Where the compiled wheel's hot modules come from: an extension, not the .py beside it.
+HOT_MODULES = """\
+import rootserve.protocol.http11, rootserve.server.connection, rootserve.wsgi.adapter
+for module in (rootserve.protocol.http11, rootserve.server.connection, rootserve.wsgi.adapter):
+    print(module.__file__)
+"""
+
+COMPILED = os.environ.get("ROOTSERVE_BUILD") == "compiled"
+WHEELS = ROOT / "build" / "wheels"  # where `make compiled` leaves the compiled wheel
 
 # uvloop is a dependency only where its marker in pyproject.toml holds.
 HAS_UVLOOP = sys.platform != "win32" and platform.python_implementation() == "CPython"
@@ -106,11 +120,16 @@ def serve_and_get(script: Path, *args: str, cwd: Path, path: str = "/") -> tuple
 @pytest.mark.slow
 @pytest.mark.timeout(2 * PIP_TIMEOUT + 60)
 def test_wheel_installs_and_runs_without_the_dev_extra(tmp_path: Path):
-    # Build: pip runs the build backend (hatchling) in an isolated environment.
-    dist = tmp_path / "dist"
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, ROOT, cwd=tmp_path)
-    [wheel] = dist.glob("*.whl")
-    assert wheel.name == f"rootserve-{__version__}-py3-none-any.whl"
+    if COMPILED:
+        [wheel] = WHEELS.glob("*.whl")  # (make compiled: ROOTSERVE_MYPYC=1 pip wheel)
+        tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+        assert wheel.name.startswith(f"rootserve-{__version__}-{tag}-{tag}-"), wheel.name
+    else:
+        # Build: pip runs the build backend (hatchling) in an isolated environment.
+        dist = tmp_path / "dist"
+        run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, ROOT, cwd=tmp_path)
+        [wheel] = dist.glob("*.whl")
+        assert wheel.name == f"rootserve-{__version__}-py3-none-any.whl"
 
     # Install into a fresh venv of this Python: no system site-packages, no dev extra.
     venv = tmp_path / "venv"
@@ -123,6 +142,8 @@ def test_wheel_installs_and_runs_without_the_dev_extra(tmp_path: Path):
     )
     found = Path(run(python, "-c", IMPORT_ALL, cwd=tmp_path).strip())
     assert found.is_relative_to(venv / "lib"), f"rootserve imported from {found}"
+    hot = run(python, "-c", HOT_MODULES, cwd=tmp_path).split()
+    assert all(name.endswith(".so") is COMPILED for name in hot), hot
 
     # An ASGI app given as a file path (on uvloop, which the wheel must have brought).
     site = tmp_path / "site"
