@@ -5,11 +5,12 @@ apply the same rules to them."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from rootserve.protocol.events import Request
-from rootserve.protocol.exchange import ClientDisconnected, ResponseError
+from rootserve.protocol.events import Headers, Request
+from rootserve.protocol.exchange import Address, ClientDisconnected, Receiver, ResponseError
 from rootserve.server.tls import ConnectionTLS
 
 __all__ = [
@@ -67,16 +68,70 @@ class _NoReceiver:
 NO_RECEIVER: Final = _NoReceiver()
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class AnswerSide(Request):
-    """What the HTTP/1.1 and the HTTP/2 exchange tell their adapter alike, from the state of
-    the answer, which is its one field. Each exchange is a slotted dataclass under it that
+    """What the HTTP/1.1 and the HTTP/2 exchange hold alike, and tell their adapter alike
+    from the state of the answer. Each exchange is a slotted dataclass under it that
     declares `conn` (a connection of its own kind, so not declared here). An attribute is
     declared once in a chain: a compiled class showed the garbage collector each attribute
     declared twice as two references, and the collector then freed what it still held
     (tests/test_compiled_build.py)."""
 
-    _answer: Answer = WAITING
+    _answer: Answer
+    receiver: Receiver
+    status: int  # the status answered, 0 until the response starts
+    # Set by the connection as the request arrives (not in __init__: stores fewer).
+    server: Address | None
+    client: Address | None
+    request_complete: bool
+    # Whether the client waits for 100 Continue before it sends the body.
+    awaiting_continue: bool
+    # What the access log reads (observe/access.py `Answered`), kept as the answer goes
+    # out: the app's header fields and the body bytes handed to the protocol. `started` is
+    # set only by the access log's runner (`AccessLog.timed`), when its lines need it.
+    response_headers: Iterable[tuple[bytes, bytes]] = field(repr=False)
+    sent: int = field(repr=False)
+    started: float = field(repr=False)
+    # `http`, or `https` on a TLS connection, which sets it as the request arrives; a
+    # field of each exchange, so that proxy headers can change it per request.
+    scheme: str
+    root_path: str | None  # a trusted proxy's prefix (server/proxied.py)
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        path: bytes,
+        query: bytes,
+        http_version: str,
+        headers: Headers,
+        keep_alive: bool,
+        expect_continue: bool = False,
+        has_body: bool = False,
+        upgrade: bytes = b"",
+    ) -> None:
+        # (Written out: see Request's.) The protocols make their requests of an exchange's
+        # class, with Request's arguments.
+        Request.__init__(
+            self,
+            method,
+            target,
+            path,
+            query,
+            http_version,
+            headers,
+            keep_alive,
+            expect_continue,
+            has_body,
+            upgrade,
+        )
+        self._answer = WAITING
+        self.receiver = NO_RECEIVER
+        self.status = 0
+        self.request_complete = True
+        self.awaiting_continue = False
+        self.scheme = "http"
+        self.root_path = None
 
     def _connection_tls(self) -> ConnectionTLS | None:
         """Each exchange's: its connection's TLS facts."""

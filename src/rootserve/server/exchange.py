@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from rootserve.protocol._trailers import check_trailers, end_with_trailers
@@ -33,7 +33,6 @@ from rootserve.protocol.exchange import (
     Address,
     ByteStream,
     ClientDisconnected,
-    Receiver,
     ResponseError,
     Upgraded,
     accepts_trailers,
@@ -97,7 +96,7 @@ class Connection(ByteStream, Protocol):
 _JOIN_MAX: Final = 16 * 1024
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class HTTP11Exchange(AnswerSide):
     """One request on an HTTP/1.1 connection (see the module's docstring). It is the
     `Request` event itself, which the protocol makes of this class (`request_class`), with
@@ -105,26 +104,7 @@ class HTTP11Exchange(AnswerSide):
     costs about 1,700 instructions to make and free on 3.11, 2% of a whole request; this
     is what keeps the exchange within the old per-request count.)"""
 
-    receiver: Receiver = NO_RECEIVER
-    status: int = 0  # the status answered, 0 until the response starts
-    # Set by the connection as the request arrives (not in __init__: three stores fewer).
-    conn: Connection = field(init=False)
-    server: Address | None = field(init=False)
-    client: Address | None = field(init=False)
-    request_complete: bool = True
-    # Whether the client waits for 100 Continue before it sends the body.
-    awaiting_continue: bool = False
-    # What the access log reads (observe/access.py `Answered`), kept as the answer goes
-    # out: the app's header fields and the body bytes handed to the protocol. `started` is
-    # set only by the access log's runner (`AccessLog.timed`), when its lines need it.
-    response_headers: Iterable[tuple[bytes, bytes]] = field(init=False, repr=False)
-    sent: int = field(init=False, repr=False)
-    started: float = field(init=False, repr=False)
-
-    # `http`, or `https` on a TLS connection, which sets it as the request arrives; a
-    # field of each exchange, so that proxy headers can change it per request.
-    scheme: str = "http"
-    root_path: str | None = None  # a trusted proxy's prefix (server/proxied.py)
+    conn: Connection  # set by the connection as the request arrives
 
     def _connection_tls(self) -> ConnectionTLS | None:
         return self.conn.tls

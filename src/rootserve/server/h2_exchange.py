@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from rootserve.protocol._send import error_body
@@ -35,7 +35,6 @@ from rootserve.protocol.events import Headers
 from rootserve.protocol.exchange import (
     Address,
     ByteStream,
-    Receiver,
     ResponseError,
     Upgraded,
 )
@@ -79,29 +78,17 @@ class Connection(Protocol):
         """An exchange now waits for its body: the body's deadline starts."""
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, init=False)
 class H2Exchange(AnswerSide):
     """One request on an HTTP/2 stream (see the module's docstring): the `Request` the
     protocol makes, with the answer's side added."""
 
-    receiver: Receiver = NO_RECEIVER
-    status: int = 0
-    conn: Connection = field(init=False)
-    stream_id: int = field(init=False)
-    server: Address | None = field(init=False)
-    client: Address | None = field(init=False)
-    request_complete: bool = True
-    awaiting_continue: bool = False
-    scheme: str = "http"
-    root_path: str | None = None
-    # What the access log reads (observe/access.py `Answered`); `started` is set by its
-    # runner when its lines need it.
-    response_headers: Iterable[tuple[bytes, bytes]] = field(init=False, repr=False)
-    sent: int = field(init=False, repr=False)
-    started: float = field(init=False, repr=False)
-    _reading_paused: bool = False
-    _unacked: int = 0  # flow-controlled bytes fed while reading was paused
-    _drain: asyncio.Future[None] | None = None
+    # Set by `bind`, as the stream's request arrives.
+    conn: Connection
+    stream_id: int
+    _reading_paused: bool
+    _unacked: int  # flow-controlled bytes fed while reading was paused
+    _drain: asyncio.Future[None] | None
 
     def _connection_tls(self) -> ConnectionTLS | None:
         return self.conn.tls
@@ -113,6 +100,9 @@ class H2Exchange(AnswerSide):
         self.stream_id = stream_id
         self.server = server
         self.client = client
+        self._reading_paused = False
+        self._unacked = 0
+        self._drain = None
         self.request_complete = not self.has_body
         self.awaiting_continue = self.expect_continue
         if conn.tls is not None:
