@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from rootserve.config import Config
 from rootserve.observe.access import NullAccessLog
-from rootserve.observe.metrics import NullMetrics
 from rootserve.protocol.events import Data, EndOfMessage, Event, Request
 from rootserve.protocol.exchange import Upgraded
 from rootserve.protocol.http11 import HTTP11Connection
+from rootserve.protocol.rules import Limits
 from rootserve.server.exchange import HTTP11Exchange
-from rootserve.server.running import Running
-from rootserve.server.state import ServerState
+from rootserve.server.state import ServerState, timeouts
 
 SERVER = ("127.0.0.1", 8000)
 CLIENT = ("127.0.0.1", 50000)
@@ -37,16 +37,21 @@ def parse_request(raw: bytes) -> Request:
     return request
 
 
-class FakeState(ServerState):
-    """What an exchange and a session use of the worker's `ServerState`: a subclass, as the
-    mypyc build checks the type of what it reads from `conn.state`."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.loop = loop
-        self.running = Running()
-        self.shutting_down = False
-        self.access_log = NullAccessLog()
-        self.metrics = NullMetrics()
+def fake_state(loop: asyncio.AbstractEventLoop | None) -> ServerState:
+    """What an exchange and a session use of the worker's `ServerState`: a real one (mypyc
+    compiles the class, which then takes no subclass), with no runner; without a loop, a
+    loop that refuses every call (AbstractEventLoop's own methods raise)."""
+    return ServerState(
+        runner=cast(Any, None),
+        loop=loop if loop is not None else asyncio.AbstractEventLoop(),
+        limits=Limits(),
+        timeouts=timeouts(Config()),
+        min_body_rate=0.0,
+        limit_concurrency=0,
+        server_header=None,
+        date_header=False,
+        access_log=NullAccessLog(),
+    )
 
 
 class FakeConnection:
@@ -59,7 +64,7 @@ class FakeConnection:
             except RuntimeError:
                 loop = None
         self.proto = HTTP11Connection(request_class=HTTP11Exchange)
-        self.state = FakeState(loop)
+        self.state = fake_state(loop)
         self.server_addr: tuple[str, int] | None = SERVER
         self.client_addr: tuple[str, int] | None = CLIENT
         self.transport: Any = None
