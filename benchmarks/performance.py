@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/performance.py            # 3 rounds of 8 s: the full run
     .venv/bin/python benchmarks/performance.py --quick    # 1 round of 3 s
+    .venv/bin/python benchmarks/performance.py --compiled # with the compiled build's rows
 
 It runs, one after the other and with the flags given (run.py's: --duration, --quick,
 --rounds, --warmup, --connections):
@@ -38,8 +39,12 @@ JSON = run.ROOT / "build" / "bench" / "perf.json"
 
 def main(argv: list[str]) -> int:
     peers.ensure(run.log)
+    # --compiled (make perf-docs builds it first): the compiled wheel's rows beside the source
+    # build's, in the throughput table; the other measures run the source build.
+    compiled = ["--compiled"] if "--compiled" in argv else []
+    argv = [arg for arg in argv if arg != "--compiled"]
     shared = [*argv, "--json", str(JSON)]
-    status = run.main([*shared, "--all-peers", "--only", ",".join(SCENARIOS)])
+    status = run.main([*shared, *compiled, "--all-peers", "--only", ",".join(SCENARIOS)])
     status = status or footprint.main(["--json", str(JSON.with_name("perf-footprint.json"))])
     status = status or workers.main(shared)
     if status:

@@ -178,7 +178,9 @@ def render(
         f"moved by more than {NOISY:.0%} between rounds; *errors*: socket errors or non-2xx "
         "answers.",
         "- Same app code for every server (`benchmarks/apps/`); access logs off. The peers run "
-        "from their own venv, `build/bench-peers/venv`.",
+        "from their own venv, `build/bench-peers/venv`. *rootserve* is the source build (the "
+        "pure-Python wheel); *rootserve-compiled*, where shown, is the wheel built with "
+        "`ROOTSERVE_MYPYC=1` (the hot modules compiled by mypyc from the same source).",
         "",
         "## Throughput and CPU per request",
         "",
@@ -252,7 +254,7 @@ def chart(perf: dict[str, Any], path: Path) -> None:
         labels = [r["server"] for r in rows]
         values = [r["cpu_us_per_req"] for r in rows]
         colors = [
-            "#d95f02" if n == "rootserve" else "#999999" if n == FLOOR else "#1b9e77"
+            "#d95f02" if n.startswith("rootserve") else "#999999" if n == FLOOR else "#1b9e77"
             for n in labels
         ]
         axis.barh(labels, values, color=colors)

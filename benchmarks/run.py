@@ -49,7 +49,7 @@ from benchmarks import peers  # noqa: E402  (after the path is set)
 from benchmarks.apps.payload import PAYLOAD  # noqa: E402
 
 BENCH_DIR = ROOT / "benchmarks"
-COMPILED_TREE = ROOT / "build" / "compiled"  # compiled/mypyc_build.py writes it
+COMPILED_TREE = ROOT / "build" / "compiled"  # make compiled: the compiled wheel, unpacked
 BIN = Path(sys.executable).parent  # rootserve's, the project venv's
 # The peers live in a venv of their own (benchmarks/peers.py; main() installs them).
 PEER_BIN = ROOT / "build" / "bench-peers" / "venv" / "bin"
