@@ -121,7 +121,9 @@ def serve_and_get(script: Path, *args: str, cwd: Path, path: str = "/") -> tuple
 @pytest.mark.timeout(2 * PIP_TIMEOUT + 60)
 def test_wheel_installs_and_runs_without_the_dev_extra(tmp_path: Path):
     if COMPILED:
-        [wheel] = WHEELS.glob("*.whl")  # (make compiled: ROOTSERVE_MYPYC=1 pip wheel)
+        wheels = sorted(WHEELS.glob("*.whl"))
+        assert len(wheels) == 1, f"`make compiled` leaves one compiled wheel in {WHEELS}"
+        wheel = wheels[0]
         tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
         assert wheel.name.startswith(f"rootserve-{__version__}-{tag}-{tag}-"), wheel.name
     else:
