@@ -120,7 +120,7 @@ class Connection(DeadlineSide):
             # it gets its one request answered (with Connection: close), not a reset.
             self.state.arriving.add(self)
             self.proto.close_after_response()
-        if self.state.proxy_peers is not None and self.at is not CLOSED:
+        if self.state.proxy_peers is not None:
             from rootserve.server.proxied import ProxyHeader  # (only with --proxy-protocol)
 
             ProxyHeader.expect(self)
