@@ -4,6 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# Python may write its bytecode caches here even where the machine's environment says not to
+# (PYTHONDONTWRITEBYTECODE=1): without them, every pytest worker rewrote and compiled every
+# test module again, and every server the tests start compiled rootserve again. Measured on
+# 2 cores: the compiled suite ran in 166 s instead of 190, collection in 5 s instead of 11.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test lint docs bench perf-docs test-all clean test-ws-conformance fuzz compiled test-compiled
 
 $(BIN)/python:
@@ -36,7 +42,9 @@ docs: $(STAMP)
 
 # The suite twice: against the source (with coverage), then against the mypyc build of the
 # hot modules (`make compiled`), the same source compiled.
-test: lint docs compiled
+# Lint and the docs (one core) are built beside the compiled wheel (gcc on the other).
+test: $(STAMP)
+	$(MAKE) -j2 --no-print-directory lint docs compiled
 	$(BIN)/python -m pytest -n 2 --cov --cov-report=term:skip-covered --cov-report=term-missing:skip-covered -q
 	ROOTSERVE_BUILD=compiled PYTHONPATH=build/compiled $(BIN)/python -m pytest -n 2 -q
 	
