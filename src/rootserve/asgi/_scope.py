@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import unquote
 
-from rootserve.protocol.events import Head
+from rootserve.protocol.events import Request
 from rootserve.protocol.exchange import STREAM_EXTENSION, Exchange, stream_id
 from rootserve.types import Scope
 
@@ -29,15 +29,42 @@ __all__ = ["ASGI_VERSION", "add_http2_extensions", "add_tls_extension", "build_s
 ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 
 
+# The scope's keys, in the spec's order, for build_scope to copy: a copy of a dict takes its
+# key table whole (one allocation), where a literal of thirteen entries inserts each key and
+# hashes it into a table of its own (callgrind, benchmarks/instructions.py: 2,950 against
+# about 1,300 instructions in the compiled build). The values are all overwritten per request.
+_SCOPE_KEYS: Final[dict[str, Any]] = dict.fromkeys(
+    (
+        "type",
+        "asgi",
+        "http_version",
+        "server",
+        "client",
+        "scheme",
+        "method",
+        "root_path",
+        "path",
+        "raw_path",
+        "query_string",
+        "headers",
+        "extensions",
+    )
+)
+_SCOPE_KEYS["type"] = "http"
+_SCOPE_KEYS["asgi"] = ASGI_VERSION
+
+
 def build_scope(
-    request: Head,
+    request: Request,
     server: tuple[str, int] | None,
     client: tuple[str, int] | None,
     scheme: str,
     root_path: str,
     state: dict[str, Any] | None,
 ) -> Scope:
-    """The `http` scope for one request (ASGI HTTP spec 2.4, "HTTP Connection Scope")."""
+    """The `http` scope for one request (ASGI HTTP spec 2.4, "HTTP Connection Scope").
+    `request` is a `Request` event, or an exchange (each is one, with its answer's side
+    added): typed as the class, the compiled build reads its fields at fixed offsets."""
     raw_path = request.path
     # ASGI HTTP spec: `path` is percent-decoded and UTF-8 decoded. llhttp admits only
     # ASCII in the target, so the raw bytes decode as ASCII.
@@ -48,21 +75,18 @@ def build_scope(
         # The scope's path is the full path, root_path included (ASGI spec 2.x).
         path = root_path + path
         raw_path = root_path.encode("utf-8") + raw_path
-    scope: Scope = {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": request.http_version,
-        "server": server,
-        "client": client,
-        "scheme": scheme,
-        "method": request.method,
-        "root_path": root_path,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": request.query,
-        "headers": request.headers,
-        "extensions": {},
-    }
+    scope = _SCOPE_KEYS.copy()  # (a dict, not a Scope: the compiled build sets items directly)
+    scope["http_version"] = request.http_version
+    scope["server"] = server
+    scope["client"] = client
+    scope["scheme"] = scheme
+    scope["method"] = request.method
+    scope["root_path"] = root_path
+    scope["path"] = path
+    scope["raw_path"] = raw_path
+    scope["query_string"] = request.query
+    scope["headers"] = request.headers
+    scope["extensions"] = {}
     if state is not None:
         scope["state"] = state.copy()  # each request gets its own shallow copy
     return scope

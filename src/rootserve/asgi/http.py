@@ -33,6 +33,7 @@ from rootserve.asgi._scope import (
     build_scope,
 )
 from rootserve.observe.access import printable
+from rootserve.protocol.events import Request
 from rootserve.protocol.exchange import (
     ClientDisconnected,
     Exchange,
@@ -365,7 +366,7 @@ class ASGIRunner:
     def attach(self, exchange: Exchange) -> None:
         scheme = exchange.scheme
         scope = build_scope(
-            exchange,
+            cast(Request, exchange),  # (every exchange is its Request: server/_answer.py)
             exchange.server,
             exchange.client,
             scheme,

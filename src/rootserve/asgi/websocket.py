@@ -43,6 +43,7 @@ from rootserve.asgi._websocket_session import (
 )
 from rootserve.asgi.http import add_tls_extension, build_scope
 from rootserve.observe.access import printable
+from rootserve.protocol.events import Request
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected, Exchange
 from rootserve.types import (
     ASGIApp,
@@ -251,7 +252,7 @@ class WebSocketCycle:
         # plus the client's subprotocols and the denial response extension.
         secure = exchange.scheme == "https"
         scope = build_scope(
-            exchange,
+            cast(Request, exchange),  # (every exchange is its Request: server/_answer.py)
             exchange.server,
             exchange.client,
             "wss" if secure else "ws",
