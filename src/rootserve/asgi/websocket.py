@@ -251,8 +251,9 @@ class WebSocketCycle:
         # ASGI spec 2.4, "WebSocket Connection Scope": the http scope's fields but `method`,
         # plus the client's subprotocols and the denial response extension.
         secure = exchange.scheme == "https"
+        request: Request = exchange  # type: ignore[assignment]  # (see ASGIRunner.attach)
         scope = build_scope(
-            cast(Request, exchange),  # (every exchange is its Request: server/_answer.py)
+            request,
             exchange.server,
             exchange.client,
             "wss" if secure else "ws",
