@@ -141,7 +141,12 @@ class HeadSide(ChunkedSide):
     def on_headers_complete(self) -> None:
         parser = self._parser
         method_bytes = parser.get_method()
-        method = _METHODS.get(method_bytes) or self._other_method(method_bytes)
+        # GET by one comparison first: a dict lookup hashes the fresh bytes each time (about
+        # 400 instructions in the compiled build, against 30; callgrind).
+        if method_bytes == b"GET":
+            method = "GET"
+        else:
+            method = _METHODS.get(method_bytes) or self._other_method(method_bytes)
         target = self._url
         # RFC 9112 section 2.3: the protocol name is "HTTP" (llhttp also takes RTSP and ICE),
         # and the version is 1.0 or 1.1. When the message began this feed with no empty line
@@ -157,7 +162,8 @@ class HeadSide(ChunkedSide):
             space = len(method_bytes)
             if data[0] == method_bytes[0] and data[space + 1] != _SP:
                 at = space + 1 + len(target)  # the space before the protocol
-                version = _LINE_ENDS.get(data[at : at + 9])
+                end = data[at : at + 9]
+                version = "1.1" if end == b" HTTP/1.1" else _LINE_ENDS.get(end)  # (see GET)
         if version is None:
             version = self._version_elsewhere(target)
         http10 = version == "1.0"
