@@ -163,6 +163,13 @@ def detect_interface(app: Any) -> str:
 def load_configured_app(config: Config) -> tuple[Any, str]:
     """The app and its contract (`asgi` or `wsgi`), as the settings name them: what the
     command and every worker of a supervisor load. AppLoadError when it cannot be."""
+    if config.reload:
+        # Code edited while it runs: Python takes a cached .pyc for its source when the
+        # source's size and its modification time, in whole seconds, match what the cache
+        # recorded; an edit that keeps the size within the second of the last import would
+        # be served as the old code. A --reload worker writes no cache, so it compiles
+        # the source it finds (a fraction of a second, once per reload).
+        sys.dont_write_bytecode = True
     app = load_app(config.app, factory=config.factory, app_dir=config.app_dir)
     kind = detect_interface(app) if config.interface == "auto" else config.interface
     return dress_app(app, kind, config), kind

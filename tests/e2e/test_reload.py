@@ -48,6 +48,9 @@ def test_an_edit_is_served_a_broken_edit_keeps_the_old_code_and_a_fix_resumes(tm
         running.wait_for(r"Reloading on changes in")
         port = running.port
         assert get_body(port) == b"one"
+        # No bytecode cache of the edited code: "two" is the size of "one", and an edit
+        # within the second would find the cache taken for the source.
+        assert not (tmp_path / "__pycache__").exists()
         write_app(tmp_path, "two")
         running.wait_for(r"Changed: .*edited\.py")
         wait_for_body(port, b"two")
