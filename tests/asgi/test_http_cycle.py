@@ -16,14 +16,8 @@ from typing import Any
 import pytest
 from tests.exchange_support import FakeConnection, parse_request, settle
 
-from rootserve.asgi.http import (
-    ASGI_VERSION,
-    BODY_HIGH_WATER,
-    ASGIRunner,
-    ClientDisconnected,
-    HTTPCycle,
-    build_scope,
-)
+from rootserve.asgi._scope import ASGI_VERSION, build_scope
+from rootserve.asgi.http import BODY_HIGH_WATER, ASGIRunner, ClientDisconnected, HTTPCycle
 from rootserve.protocol.exchange import ResponseError
 from rootserve.server.exchange import HTTP11Exchange
 from rootserve.types import Message, Receive, Scope, Send

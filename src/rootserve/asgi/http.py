@@ -13,10 +13,9 @@ Response trailers (the ASGI "HTTP Trailers" extension) are offered in an HTTP/2 
 scope (_scope.py says why not HTTP/1.1's); the exchange sends them where they can go
 (`accepts_trailers`: HTTP/2, or HTTP/1.1 to a client that said `TE: trailers`, in a chunked
 body) and drops them elsewhere, as a recipient may (RFC 9110 section 6.5.1). An app that
-starts with
-`trailers: True` has its last body message (more_body False) sent without ending the
-response; the `http.response.trailers` messages that follow are gathered, and the last one
-(more_trailers False) ends it through the exchange's `send_trailers`.
+starts with `trailers: True` has its last body message (more_body False) sent without ending
+the response; the `http.response.trailers` messages that follow are gathered, and the last
+one (more_trailers False) ends it through the exchange's `send_trailers`.
 """
 
 from __future__ import annotations
@@ -26,12 +25,7 @@ import enum
 import logging
 from typing import Any, Final, cast
 
-from rootserve.asgi._scope import (
-    ASGI_VERSION,
-    add_http2_extensions,
-    add_tls_extension,
-    build_scope,
-)
+from rootserve.asgi._scope import add_http2_extensions, add_tls_extension, build_scope
 from rootserve.observe.access import printable
 from rootserve.protocol.events import Request
 from rootserve.protocol.exchange import (
@@ -44,13 +38,10 @@ from rootserve.units import KIB
 from rootserve.validate._errors import ContractError
 
 __all__ = [
-    "ASGI_VERSION",
     "TASK_NAME",
     "ASGIRunner",
     "ClientDisconnected",
     "HTTPCycle",
-    "add_tls_extension",
-    "build_scope",
 ]
 
 logger = logging.getLogger("rootserve.error")
@@ -61,9 +52,7 @@ BODY_HIGH_WATER: Final = 64 * KIB  # buffered request body bytes before reading 
 # so that a request without a body allocates none (a list costs ~150 instructions).
 _NO_BODY: Final[list[bytes]] = []
 TASK_NAME: Final = "rootserve.http"  # the name of each request's task
-# The class, held here: `asyncio.Task` is a module attribute lookup per request (about 250
-# instructions in the compiled build, which keeps a Final name in a C variable).
-_Task: Final = asyncio.Task
+_Task: Final = asyncio.Task  # not `asyncio.Task` per request: 250 instructions (compiled)
 
 
 class _Send(enum.Enum):
@@ -367,10 +356,8 @@ class ASGIRunner:
         self._own_tasks = loop.get_task_factory() is None
 
     def attach(self, exchange: Exchange) -> None:
-        # The head's fields are read off the Request class every exchange is (server/
-        # _answer.py): at fixed offsets in the compiled build, where the Exchange protocol's
-        # attribute lookups cost about 180 instructions each. (An annotation, not cast():
-        # the source build would pay a call for that.)
+        # Every exchange is a Request (server/_answer.py): compiled, its fields are read at
+        # fixed offsets, not looked up (180 instructions each). Not cast(): a call, in source.
         request: Request = exchange  # type: ignore[assignment]
         scheme = exchange.scheme
         scope = build_scope(

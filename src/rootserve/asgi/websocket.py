@@ -27,6 +27,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any, Final, cast
 
+from rootserve.asgi._scope import add_tls_extension, build_scope
 from rootserve.asgi._websocket_handshake import (
     Handshake,
     Refusal,
@@ -41,7 +42,6 @@ from rootserve.asgi._websocket_session import (
     WebSocketSession,
     WSConfig,
 )
-from rootserve.asgi.http import add_tls_extension, build_scope
 from rootserve.observe.access import printable
 from rootserve.protocol.events import Request
 from rootserve.protocol.exchange import ByteStream, ClientDisconnected, Exchange
