@@ -30,9 +30,10 @@ ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 
 
 # The scope's keys, in the spec's order, for build_scope to copy: a copy of a dict takes its
-# key table whole (one allocation), where a literal of thirteen entries inserts each key and
-# hashes it into a table of its own (callgrind, benchmarks/instructions.py: 2,950 against
-# about 1,300 instructions in the compiled build). The values are all overwritten per request.
+# key table whole (one allocation), where a literal of thirteen entries inserts each key into
+# a table of its own. Callgrind, compiled build, per request: the literal cost 2,950
+# instructions, the copy and its eleven stores 2,550; the source build pays about 130 more.
+# The values are all overwritten per request.
 _SCOPE_KEYS: Final[dict[str, Any]] = dict.fromkeys(
     (
         "type",
